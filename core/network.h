@@ -1,0 +1,116 @@
+// The RNN engine: a stack of recurrent layers (vanilla RNN, LSTM, GRU; uni- or bidirectional)
+// plus a linear head, run forward and backward on oneDNN 2.6 primitives.
+//
+// Layouts at this API are PyTorch's with batch_first=True:
+//   inputs   [N, T, I]          N sequences of T steps of I features
+//   outputs  [N, T, O] per_step head, [N, O] last_step head (raw values or logits)
+//   hidden   [N, T, D*H]        top layer output, forward direction first
+//   states   [L*D, N, H]        PyTorch's h_0/h_n (and c_0/c_n for LSTM), row l*D+d
+// Parameters are a ParameterSet in PyTorch names, shapes and gate order (core/parameters.h);
+// the engine keeps them in oneDNN's layout and gate order and converts back when asked.
+//
+// Thread-safety: a Network is not thread-safe (it caches primitives and scratch buffers per
+// shape). Use one per thread; primitives themselves are shared through oneDNN's primitive cache.
+#ifndef RECURRENT_CORE_NETWORK_H_
+#define RECURRENT_CORE_NETWORK_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/model_spec.h"
+#include "core/parameters.h"
+#include "core/tensor.h"
+
+namespace recurrent::core {
+
+struct RecurrentState {
+  Tensor h;  // [L*D, N, H]
+  Tensor c;  // [L*D, N, H] for LSTM; empty for other cells
+};
+
+// What the loss compares the head's outputs with.
+struct Targets {
+  // MSE: same shape as the outputs ([N, T, O] per_step, [N, O] last_step).
+  Tensor values;
+  // Cross-entropy: one class index in [0, O) per prediction: N*T (row-major over n, t) for a
+  // per_step head, N for a last_step head.
+  std::vector<int32_t> labels;
+};
+
+struct ForwardResult {
+  Tensor outputs;               // head outputs, see the layouts above
+  Tensor hidden;                // [N, T, D*H]; filled only when ForwardOptions::want_hidden
+  RecurrentState final_state;   // h_n (and c_n)
+};
+
+struct ForwardOptions {
+  bool want_hidden = false;
+};
+
+struct TrainingResult {
+  double loss = 0.0;           // mean loss over the batch (see LossType)
+  Tensor outputs;              // head outputs of the forward pass
+  RecurrentState final_state;  // h_n (and c_n), e.g. to carry into the next truncated-BPTT chunk
+  ParameterSet gradients;      // d loss / d parameter, PyTorch names and layout
+  RecurrentState initial_state_gradients;  // d loss / d h_0 (and c_0), [L*D, N, H]
+};
+
+struct EngineLimits {
+  int64_t max_batch = 1 << 16;
+  int64_t max_steps = 1 << 20;
+  int64_t max_elements = int64_t{1} << 30;  // N*T*max(I, D*H, O) for any one tensor
+};
+
+struct NetworkOptions {
+  EngineLimits limits;
+};
+
+class Network {
+ public:
+  // Validates `spec` and `params` and converts the weights to oneDNN's layout.
+  static absl::StatusOr<std::unique_ptr<Network>> Create(const ModelSpec& spec,
+                                                         const ParameterSet& params,
+                                                         const NetworkOptions& options = {});
+  ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  const ModelSpec& spec() const;
+
+  // The current weights in PyTorch layout (a copy).
+  ParameterSet GetParameters() const;
+  // Replaces every weight; invalidates the reordered copies so they are rebuilt once, lazily.
+  absl::Status SetParameters(const ParameterSet& params);
+
+  // Inference over a batch of whole sequences. `initial_state` may be null (zeros).
+  absl::Status Forward(const Tensor& inputs, const RecurrentState* initial_state,
+                       ForwardResult* result, const ForwardOptions& options = {});
+
+  // Forward training pass, loss and full backward pass through time.
+  absl::Status ForwardBackward(const Tensor& inputs, const Targets& targets,
+                               const RecurrentState* initial_state, TrainingResult* result);
+
+  // --- Streaming: advance independent streams by one timestep each. ---
+  // A stream's state is one contiguous block of step_state_size() floats:
+  // h of layers 0..L-1 ([L, H]) followed, for LSTM, by c of layers 0..L-1 ([L, H]).
+  // Zeros are the initial state. Only unidirectional models can be stepped.
+  int64_t step_state_size() const;
+
+  // Advances `batch` streams by one step. `inputs` is [batch, I]; `states[i]` points at stream
+  // i's state block, read and updated in place; `outputs` receives [batch, O].
+  // After a warm-up call with the same (rounded) batch size it performs no heap allocation.
+  // Stepping T times equals Forward over the T steps.
+  absl::Status Step(const float* inputs, int64_t batch, float* const* states, float* outputs);
+
+ private:
+  struct Impl;
+  explicit Network(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace recurrent::core
+
+#endif  // RECURRENT_CORE_NETWORK_H_
