@@ -107,9 +107,8 @@ absl::Status ValidateSpec(const ModelSpec& spec, const SpecLimits& limits) {
   // Sizes are bounded above, so this product cannot overflow int64.
   const int64_t count = ParameterCount(spec);
   if (count > limits.max_parameters) {
-    return absl::InvalidArgumentError(absl::StrCat("model spec: ", count,
-                                                   " parameters exceed the limit of ",
-                                                   limits.max_parameters));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model spec: ", count, " parameters exceed the limit of ", limits.max_parameters));
   }
   return absl::OkStatus();
 }

@@ -1,29 +1,488 @@
-// TEMPORARY placeholder while the oneDNN implementation is being written (this session).
 #include "core/network.h"
 
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "core/linear_head.h"
+#include "core/loss.h"
+#include "core/rnn_layer.h"
+#include "core/status_macros.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
 namespace recurrent::core {
+namespace {
+
+// Plans and buffers are cached per shape; past this many shapes the caches are dropped so that
+// a long tail of sequence lengths cannot grow memory without bound.
+constexpr size_t kMaxCachedShapes = 32;
+
+// Every layer reads and writes [N, T, C] (oneDNN's ntc): the caller's inputs and the head's input
+// are used in place, with no transposes. Mixing layouts between layers is not an option: oneDNN
+// 2.6's reference backward pass returns garbage weight gradients for a layer whose src is ntc
+// and dst tnc when its input is narrower than its hidden size (found by the PyTorch fixtures).
+constexpr SequenceLayout kLayout = SequenceLayout::kNtc;
+
+// Step batches are rounded up so a batcher that sees every batch size from 1 to 256 builds ~20
+// primitives, not 256; padding rows cost at most a third more compute.
+int64_t RoundStepBatch(int64_t batch) {
+  if (batch <= 8) return batch;
+  int64_t bucket = 8;
+  while (true) {
+    if (bucket >= batch) return bucket;
+    if (bucket + bucket / 2 >= batch) return bucket + bucket / 2;
+    bucket *= 2;
+  }
+}
+
+absl::Status DnnlError(const dnnl::error& e) {
+  return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+}
+
+absl::Status CheckStateShape(const char* what, const Tensor& state,
+                             const std::vector<int64_t>& expected) {
+  if (state.shape != expected || state.size() != Tensor::ElementCount(expected)) {
+    return absl::InvalidArgumentError(absl::StrCat("initial state ", what, " has shape ",
+                                                   ShapeToString(state.shape), ", expected ",
+                                                   ShapeToString(expected)));
+  }
+  return absl::OkStatus();
+}
+
+// Buffers of one training shape: every layer's output is kept for the backward pass.
+struct TrainingBuffers {
+  std::vector<std::vector<float>> layer_outputs;      // layer l: [N, T, D*H]
+  std::vector<std::vector<float>> layer_input_grads;  // layer l >= 1: [N, T, in_l]
+  std::vector<float> top_grad;                        // [N, T, D*H]
+  std::vector<float> output_grad;                     // head outputs' gradient
+};
+
+// Buffers of one step batch size: no allocation once built.
+struct StepBuffers {
+  std::vector<float> input;                       // [B, I]
+  std::vector<std::vector<float>> h_in, c_in;     // per layer [B, H]
+  std::vector<std::vector<float>> h_out, c_out;   // per layer [B, H]
+  std::vector<std::vector<float>> layer_outputs;  // per layer [B, H]
+};
+
+}  // namespace
+
 struct Network::Impl {
   ModelSpec spec;
+  NetworkOptions options;
+  ParameterSet params;
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::vector<std::unique_ptr<RnnLayer>> layers;
+  std::vector<std::vector<float>> inference_buffers;  // per layer [N, T, D*H], resized per call
+  std::map<std::tuple<int64_t, int64_t>, TrainingBuffers> training_buffers;
+  std::map<int64_t, StepBuffers> step_buffers;
+
+  const float* head_weight() const { return params.at("head.weight").data(); }
+  const float* head_bias() const { return params.at("head.bias").data(); }
+
+  void TrimCaches() {
+    for (auto& layer : layers) {
+      if (layer->plan_count() > kMaxCachedShapes) layer->ClearPlans();
+    }
+    if (training_buffers.size() > kMaxCachedShapes) training_buffers.clear();
+  }
+
+  absl::Status ValidateInputs(const Tensor& inputs, const RecurrentState* initial) const {
+    if (inputs.shape.size() != 3) {
+      return absl::InvalidArgumentError(absl::StrCat("inputs must be [N, T, ", spec.input_size,
+                                                     "], got ", ShapeToString(inputs.shape)));
+    }
+    const int64_t n = inputs.shape[0], t = inputs.shape[1], c = inputs.shape[2];
+    if (c != spec.input_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "inputs have ", c, " features per step, the model expects ", spec.input_size));
+    }
+    if (n < 1 || n > options.limits.max_batch) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch size ", n, " outside [1, ", options.limits.max_batch, "]"));
+    }
+    if (t < 1 || t > options.limits.max_steps) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence length ", t, " outside [1, ", options.limits.max_steps, "]"));
+    }
+    const int64_t widest = std::max({spec.input_size, spec.top_width(), spec.output_size});
+    if (n * t > options.limits.max_elements / widest) {
+      return absl::InvalidArgumentError(absl::StrCat("a batch of ", n, " x ", t,
+                                                     " steps exceeds the limit of ",
+                                                     options.limits.max_elements, " elements"));
+    }
+    if (inputs.size() != n * t * c) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "inputs hold ", inputs.size(), " values for shape ", ShapeToString(inputs.shape)));
+    }
+    if (initial != nullptr) {
+      const std::vector<int64_t> expected = {spec.num_layers * spec.num_directions(), n,
+                                             spec.hidden_size};
+      RETURN_IF_ERROR(CheckStateShape("h", initial->h, expected));
+      if (spec.has_cell_state()) RETURN_IF_ERROR(CheckStateShape("c", initial->c, expected));
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<int64_t> OutputShape(int64_t n, int64_t t) const {
+    return spec.head == HeadMode::kPerStep ? std::vector<int64_t>{n, t, spec.output_size}
+                                           : std::vector<int64_t>{n, spec.output_size};
+  }
+
+  // Runs the head on the top layer's [N, T, D*H] output.
+  HeadShape HeadShapeFor(int64_t n, int64_t t) const {
+    return spec.head == HeadMode::kPerStep
+               ? HeadShape{n * t, spec.top_width(), spec.output_size, spec.top_width()}
+               : HeadShape{n, spec.top_width(), spec.output_size, t * spec.top_width()};
+  }
+  // Offset of the head's first input row within the top layer's output.
+  int64_t HeadInputOffset(int64_t t) const {
+    return spec.head == HeadMode::kPerStep ? 0 : (t - 1) * spec.top_width();
+  }
+
+  const float* StatePtr(const Tensor& state, int64_t layer, int64_t n) const {
+    return state.empty() ? nullptr
+                         : state.data() + layer * spec.num_directions() * n * spec.hidden_size;
+  }
+  float* StatePtr(Tensor& state, int64_t layer, int64_t n) const {
+    return state.empty() ? nullptr
+                         : state.data() + layer * spec.num_directions() * n * spec.hidden_size;
+  }
+
+  // Forward by stepping: bit-identical to Step() for the same N streams.
+  absl::Status StepConsistentForward(Network& network, const Tensor& inputs,
+                                     const RecurrentState* initial, ForwardResult* result,
+                                     const ForwardOptions& options) const {
+    const int64_t n = inputs.shape[0], t = inputs.shape[1];
+    const int64_t num_layers = spec.num_layers, hidden = spec.hidden_size;
+    const int64_t in = spec.input_size, out = spec.output_size;
+    const int64_t state_size = network.step_state_size();
+    const bool lstm = spec.has_cell_state();
+    std::vector<float> states(n * state_size, 0.0f);
+    std::vector<float*> stream_states(n);
+    for (int64_t i = 0; i < n; ++i) stream_states[i] = states.data() + i * state_size;
+    // [L, N, H] state tensors <-> per-stream blocks [h of L layers, c of L layers].
+    const auto transfer = [&](bool to_streams, Tensor* h, Tensor* c) {
+      for (int64_t l = 0; l < num_layers; ++l) {
+        for (int64_t i = 0; i < n; ++i) {
+          float* block = stream_states[i];
+          for (int k = 0; k < (lstm ? 2 : 1); ++k) {
+            float* tensor_row = (k == 0 ? h : c)->data() + (l * n + i) * hidden;
+            float* stream_row = block + (k * num_layers + l) * hidden;
+            if (to_streams) {
+              std::memcpy(stream_row, tensor_row, sizeof(float) * hidden);
+            } else {
+              std::memcpy(tensor_row, stream_row, sizeof(float) * hidden);
+            }
+          }
+        }
+      }
+    };
+    if (initial != nullptr) {
+      transfer(true, const_cast<Tensor*>(&initial->h), const_cast<Tensor*>(&initial->c));
+    }
+    if (options.want_hidden) result->hidden = Tensor({n, t, hidden});
+    std::vector<float> step_inputs(n * in), step_outputs(n * out);
+    for (int64_t step = 0; step < t; ++step) {
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(step_inputs.data() + i * in, inputs.data() + (i * t + step) * in,
+                    sizeof(float) * in);
+      }
+      RETURN_IF_ERROR(
+          network.Step(step_inputs.data(), n, stream_states.data(), step_outputs.data()));
+      for (int64_t i = 0; i < n; ++i) {
+        if (spec.head == HeadMode::kPerStep) {
+          std::memcpy(result->outputs.data() + (i * t + step) * out, step_outputs.data() + i * out,
+                      sizeof(float) * out);
+        } else if (step + 1 == t) {
+          std::memcpy(result->outputs.data() + i * out, step_outputs.data() + i * out,
+                      sizeof(float) * out);
+        }
+        if (options.want_hidden) {
+          std::memcpy(result->hidden.data() + (i * t + step) * hidden,
+                      stream_states[i] + (num_layers - 1) * hidden, sizeof(float) * hidden);
+        }
+      }
+    }
+    transfer(false, &result->final_state.h, &result->final_state.c);
+    return absl::OkStatus();
+  }
+
+  absl::Status LoadParameters(const ParameterSet& new_params) {
+    RETURN_IF_ERROR(ValidateParameters(spec, new_params));
+    params = new_params;
+    for (auto& layer : layers) layer->LoadWeights(params);
+    return absl::OkStatus();
+  }
 };
+
 Network::Network(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Network::~Network() = default;
-absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec&, const ParameterSet&,
-                                                         const NetworkOptions&) {
-  return absl::UnimplementedError("in progress");
+
+absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
+                                                         const ParameterSet& params,
+                                                         const NetworkOptions& options) {
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->spec = spec;
+    impl->options = options;
+    for (int64_t layer = 0; layer < spec.num_layers; ++layer) {
+      impl->layers.push_back(std::make_unique<RnnLayer>(
+          impl->engine, spec.cell, layer, layer == 0 ? spec.input_size : spec.top_width(),
+          spec.hidden_size, spec.num_directions()));
+    }
+    RETURN_IF_ERROR(impl->LoadParameters(params));
+    return std::unique_ptr<Network>(new Network(std::move(impl)));
+  } catch (const dnnl::error& e) {
+    return DnnlError(e);
+  }
 }
+
 const ModelSpec& Network::spec() const { return impl_->spec; }
-ParameterSet Network::GetParameters() const { return {}; }
-absl::Status Network::SetParameters(const ParameterSet&) { return absl::UnimplementedError(""); }
-absl::Status Network::Forward(const Tensor&, const RecurrentState*, ForwardResult*,
-                              const ForwardOptions&) {
-  return absl::UnimplementedError("");
+
+ParameterSet Network::GetParameters() const { return impl_->params; }
+
+absl::Status Network::SetParameters(const ParameterSet& params) {
+  try {
+    return impl_->LoadParameters(params);
+  } catch (const dnnl::error& e) {
+    return DnnlError(e);
+  }
 }
-absl::Status Network::ForwardBackward(const Tensor&, const Targets&, const RecurrentState*,
-                                      TrainingResult*) {
-  return absl::UnimplementedError("");
+
+absl::Status Network::Forward(const Tensor& inputs, const RecurrentState* initial_state,
+                              ForwardResult* result, const ForwardOptions& options) {
+  Impl& m = *impl_;
+  RETURN_IF_ERROR(m.ValidateInputs(inputs, initial_state));
+  const ModelSpec& spec = m.spec;
+  const int64_t n = inputs.shape[0], t = inputs.shape[1];
+  const int64_t num_layers = spec.num_layers;
+  const std::vector<int64_t> state_shape = {num_layers * spec.num_directions(), n,
+                                            spec.hidden_size};
+  if (options.step_consistent && spec.bidirectional) {
+    return absl::FailedPreconditionError(
+        "step_consistent needs a unidirectional model: a bidirectional one cannot be stepped");
+  }
+  try {
+    m.TrimCaches();
+    result->outputs = Tensor(m.OutputShape(n, t));
+    result->final_state.h = Tensor(state_shape);
+    result->final_state.c = spec.has_cell_state() ? Tensor(state_shape) : Tensor();
+    if (options.step_consistent) {
+      result->hidden = Tensor();
+      return m.StepConsistentForward(*this, inputs, initial_state, result, options);
+    }
+    const int64_t hidden_floats = n * t * spec.top_width();
+    m.inference_buffers.resize(num_layers);
+    float* top = nullptr;
+    if (options.want_hidden) {
+      result->hidden = Tensor({n, t, spec.top_width()});
+      top = result->hidden.data();
+    } else {
+      result->hidden = Tensor();
+      m.inference_buffers.back().resize(hidden_floats);
+      top = m.inference_buffers.back().data();
+    }
+    const Tensor empty;
+    const Tensor& h0 = initial_state ? initial_state->h : empty;
+    const Tensor& c0 = initial_state ? initial_state->c : empty;
+    const float* layer_input = inputs.data();
+    for (int64_t l = 0; l < num_layers; ++l) {
+      const bool last = l + 1 == num_layers;
+      RnnLayer::Plan& plan = m.layers[l]->GetPlan(PassKind::kInference, n, t, kLayout, kLayout);
+      float* layer_output = top;
+      if (!last) {
+        m.inference_buffers[l].resize(hidden_floats);
+        layer_output = m.inference_buffers[l].data();
+      }
+      m.layers[l]->Forward(
+          plan, m.stream,
+          {layer_input, m.StatePtr(h0, l, n), m.StatePtr(c0, l, n), layer_output,
+           m.StatePtr(result->final_state.h, l, n), m.StatePtr(result->final_state.c, l, n)});
+      layer_input = layer_output;
+    }
+    LinearHeadForward(m.HeadShapeFor(n, t), top + m.HeadInputOffset(t), m.head_weight(),
+                      m.head_bias(), result->outputs.data());
+    return absl::OkStatus();
+  } catch (const dnnl::error& e) {
+    return DnnlError(e);
+  }
 }
-int64_t Network::step_state_size() const { return 0; }
-absl::Status Network::Step(const float*, int64_t, float* const*, float*) {
-  return absl::UnimplementedError("");
+
+absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targets,
+                                      const RecurrentState* initial_state, TrainingResult* result) {
+  Impl& m = *impl_;
+  RETURN_IF_ERROR(m.ValidateInputs(inputs, initial_state));
+  const ModelSpec& spec = m.spec;
+  const int64_t n = inputs.shape[0], t = inputs.shape[1];
+  const int64_t num_layers = spec.num_layers;
+  const std::vector<int64_t> output_shape = m.OutputShape(n, t);
+  const int64_t predictions = spec.head == HeadMode::kPerStep ? n * t : n;
+  if (spec.loss == LossType::kMse) {
+    if (targets.values.shape != output_shape ||
+        targets.values.size() != Tensor::ElementCount(output_shape)) {
+      return absl::InvalidArgumentError(absl::StrCat("targets have shape ",
+                                                     ShapeToString(targets.values.shape),
+                                                     ", expected ", ShapeToString(output_shape)));
+    }
+  } else if (static_cast<int64_t>(targets.labels.size()) != predictions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", predictions, " class labels, got ", targets.labels.size()));
+  }
+  const std::vector<int64_t> state_shape = {num_layers * spec.num_directions(), n,
+                                            spec.hidden_size};
+  try {
+    m.TrimCaches();
+    TrainingBuffers& buffers = m.training_buffers[{n, t}];
+    buffers.layer_outputs.resize(num_layers);
+    buffers.layer_input_grads.resize(num_layers);
+    for (int64_t l = 0; l < num_layers; ++l) {
+      buffers.layer_outputs[l].resize(n * t * spec.top_width());
+      if (l > 0) buffers.layer_input_grads[l].resize(n * t * m.layers[l]->input_size());
+    }
+    buffers.top_grad.assign(n * t * spec.top_width(), 0.0f);
+    buffers.output_grad.resize(Tensor::ElementCount(output_shape));
+
+    result->outputs = Tensor(output_shape);
+    result->final_state.h = Tensor(state_shape);
+    result->final_state.c = spec.has_cell_state() ? Tensor(state_shape) : Tensor();
+    result->initial_state_gradients.h = Tensor(state_shape);
+    result->initial_state_gradients.c = spec.has_cell_state() ? Tensor(state_shape) : Tensor();
+    const Tensor empty;
+    const Tensor& h0 = initial_state ? initial_state->h : empty;
+    const Tensor& c0 = initial_state ? initial_state->c : empty;
+
+    std::vector<LayerForwardIo> forward_io(num_layers);
+    std::vector<RnnLayer::Plan*> plans(num_layers);
+    const float* layer_input = inputs.data();
+    for (int64_t l = 0; l < num_layers; ++l) {
+      plans[l] = &m.layers[l]->GetPlan(PassKind::kTraining, n, t, kLayout, kLayout);
+      forward_io[l] = {layer_input,
+                       m.StatePtr(h0, l, n),
+                       m.StatePtr(c0, l, n),
+                       buffers.layer_outputs[l].data(),
+                       m.StatePtr(result->final_state.h, l, n),
+                       m.StatePtr(result->final_state.c, l, n)};
+      m.layers[l]->Forward(*plans[l], m.stream, forward_io[l]);
+      layer_input = buffers.layer_outputs[l].data();
+    }
+
+    const float* top = buffers.layer_outputs.back().data();
+    const HeadShape head = m.HeadShapeFor(n, t);
+    const int64_t head_offset = m.HeadInputOffset(t);
+    LinearHeadForward(head, top + head_offset, m.head_weight(), m.head_bias(),
+                      result->outputs.data());
+    if (spec.loss == LossType::kMse) {
+      result->loss = MeanSquaredError(result->outputs.data(), targets.values.data(),
+                                      result->outputs.size(), buffers.output_grad.data());
+    } else {
+      ASSIGN_OR_RETURN(result->loss,
+                       SoftmaxCrossEntropy(result->outputs.data(), predictions, spec.output_size,
+                                           targets.labels.data(), buffers.output_grad.data()));
+    }
+    if (result->gradients.size() != m.params.size()) result->gradients = ZeroParameters(spec);
+    LinearHeadBackward(head, top + head_offset, m.head_weight(), buffers.output_grad.data(),
+                       buffers.top_grad.data() + head_offset,
+                       result->gradients.at("head.weight").data(),
+                       result->gradients.at("head.bias").data());
+
+    const float* diff_output = buffers.top_grad.data();
+    for (int64_t l = num_layers - 1; l >= 0; --l) {
+      float* diff_input = l > 0 ? buffers.layer_input_grads[l].data() : nullptr;
+      m.layers[l]->Backward(
+          *plans[l], m.stream, forward_io[l],
+          {diff_output, diff_input, m.StatePtr(result->initial_state_gradients.h, l, n),
+           m.StatePtr(result->initial_state_gradients.c, l, n)});
+      m.layers[l]->ExportGradients(*plans[l], m.stream, &result->gradients);
+      diff_output = diff_input;
+    }
+    return absl::OkStatus();
+  } catch (const dnnl::error& e) {
+    return DnnlError(e);
+  }
 }
+
+int64_t Network::step_state_size() const {
+  const ModelSpec& spec = impl_->spec;
+  return spec.num_layers * spec.hidden_size * (spec.has_cell_state() ? 2 : 1);
+}
+
+absl::Status Network::Step(const float* inputs, int64_t batch, float* const* states,
+                           float* outputs) {
+  Impl& m = *impl_;
+  const ModelSpec& spec = m.spec;
+  if (spec.bidirectional) {
+    return absl::FailedPreconditionError(
+        "a bidirectional model needs the whole sequence; it cannot be stepped");
+  }
+  if (batch < 1 || batch > m.options.limits.max_batch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step batch ", batch, " outside [1, ", m.options.limits.max_batch, "]"));
+  }
+  const int64_t rows = RoundStepBatch(batch);
+  const int64_t hidden = spec.hidden_size;
+  const int64_t num_layers = spec.num_layers;
+  const bool lstm = spec.has_cell_state();
+  try {
+    auto [it, inserted] = m.step_buffers.try_emplace(rows);
+    StepBuffers& buffers = it->second;
+    if (inserted) {
+      // Padding rows stay zero forever: only the first `batch` rows are ever written.
+      buffers.input.assign(rows * spec.input_size, 0.0f);
+      const auto per_layer = [&](std::vector<std::vector<float>>& v) {
+        v.assign(num_layers, std::vector<float>(rows * hidden, 0.0f));
+      };
+      per_layer(buffers.h_in);
+      per_layer(buffers.h_out);
+      per_layer(buffers.layer_outputs);
+      if (lstm) {
+        per_layer(buffers.c_in);
+        per_layer(buffers.c_out);
+      }
+    }
+    std::memcpy(buffers.input.data(), inputs, sizeof(float) * batch * spec.input_size);
+    for (int64_t i = 0; i < batch; ++i) {
+      const float* state = states[i];
+      for (int64_t l = 0; l < num_layers; ++l) {
+        std::memcpy(buffers.h_in[l].data() + i * hidden, state + l * hidden,
+                    sizeof(float) * hidden);
+        if (lstm) {
+          std::memcpy(buffers.c_in[l].data() + i * hidden, state + (num_layers + l) * hidden,
+                      sizeof(float) * hidden);
+        }
+      }
+    }
+    const float* layer_input = buffers.input.data();
+    for (int64_t l = 0; l < num_layers; ++l) {
+      RnnLayer::Plan& plan = m.layers[l]->GetPlan(PassKind::kInference, rows, 1, kLayout, kLayout);
+      m.layers[l]->Forward(
+          plan, m.stream,
+          {layer_input, buffers.h_in[l].data(), lstm ? buffers.c_in[l].data() : nullptr,
+           buffers.layer_outputs[l].data(), buffers.h_out[l].data(),
+           lstm ? buffers.c_out[l].data() : nullptr});
+      layer_input = buffers.layer_outputs[l].data();
+    }
+    for (int64_t i = 0; i < batch; ++i) {
+      float* state = states[i];
+      for (int64_t l = 0; l < num_layers; ++l) {
+        std::memcpy(state + l * hidden, buffers.h_out[l].data() + i * hidden,
+                    sizeof(float) * hidden);
+        if (lstm) {
+          std::memcpy(state + (num_layers + l) * hidden, buffers.c_out[l].data() + i * hidden,
+                      sizeof(float) * hidden);
+        }
+      }
+    }
+    LinearHeadForward({batch, hidden, spec.output_size, hidden}, layer_input, m.head_weight(),
+                      m.head_bias(), outputs);
+    return absl::OkStatus();
+  } catch (const dnnl::error& e) {
+    return DnnlError(e);
+  }
+}
+
 }  // namespace recurrent::core

@@ -41,13 +41,19 @@ struct Targets {
 };
 
 struct ForwardResult {
-  Tensor outputs;               // head outputs, see the layouts above
-  Tensor hidden;                // [N, T, D*H]; filled only when ForwardOptions::want_hidden
-  RecurrentState final_state;   // h_n (and c_n)
+  Tensor outputs;              // head outputs, see the layouts above
+  Tensor hidden;               // [N, T, D*H]; filled only when ForwardOptions::want_hidden
+  RecurrentState final_state;  // h_n (and c_n)
 };
 
 struct ForwardOptions {
   bool want_hidden = false;
+  // Run the sequence one timestep at a time through Step()'s primitives, so that the result is
+  // bit-identical to streaming the same N sequences with Step(). The default path runs each
+  // layer over all T steps in one oneDNN primitive, which is faster but groups the GEMMs
+  // differently, so it agrees with Step() only to float rounding (~1e-7 relative).
+  // Unidirectional models only.
+  bool step_consistent = false;
 };
 
 struct TrainingResult {
@@ -102,7 +108,10 @@ class Network {
   // Advances `batch` streams by one step. `inputs` is [batch, I]; `states[i]` points at stream
   // i's state block, read and updated in place; `outputs` receives [batch, O].
   // After a warm-up call with the same (rounded) batch size it performs no heap allocation.
-  // Stepping T times equals Forward over the T steps.
+  // Stepping the same N streams T times gives exactly (bitwise) Forward's result with
+  // ForwardOptions::step_consistent, and the default Forward's to float rounding. A stream's
+  // result can change in the last bits with the batch it is stepped in (GEMM blocking varies with
+  // the batch size), as in any batched GEMM-based engine.
   absl::Status Step(const float* inputs, int64_t batch, float* const* states, float* outputs);
 
  private:

@@ -20,7 +20,8 @@ std::vector<ParameterInfo> ParameterLayout(const ModelSpec& spec) {
     for (int64_t dir = 0; dir < spec.num_directions(); ++dir) {
       const bool reverse = dir == 1;
       layout.push_back({RecurrentParameterName("weight_ih", layer, reverse), {gh, in}});
-      layout.push_back({RecurrentParameterName("weight_hh", layer, reverse), {gh, spec.hidden_size}});
+      layout.push_back(
+          {RecurrentParameterName("weight_hh", layer, reverse), {gh, spec.hidden_size}});
       layout.push_back({RecurrentParameterName("bias_ih", layer, reverse), {gh}});
       layout.push_back({RecurrentParameterName("bias_hh", layer, reverse), {gh}});
     }
@@ -90,7 +91,8 @@ ParameterSet InitParameters(const ModelSpec& spec, uint64_t seed) {
 
 ParameterSet ZeroParameters(const ModelSpec& spec) {
   ParameterSet params;
-  for (const ParameterInfo& info : ParameterLayout(spec)) params.emplace(info.name, Tensor(info.shape));
+  for (const ParameterInfo& info : ParameterLayout(spec))
+    params.emplace(info.name, Tensor(info.shape));
   return params;
 }
 

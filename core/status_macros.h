@@ -11,10 +11,10 @@
 #define RECURRENT_CONCAT_(a, b) RECURRENT_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing function if not OK.
-#define RETURN_IF_ERROR(expr)                                    \
-  do {                                                           \
-    const ::absl::Status recurrent_status_ = (expr);             \
-    if (!recurrent_status_.ok()) return recurrent_status_;       \
+#define RETURN_IF_ERROR(expr)                              \
+  do {                                                     \
+    const ::absl::Status recurrent_status_ = (expr);       \
+    if (!recurrent_status_.ok()) return recurrent_status_; \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` declares x from an absl::StatusOr or returns its error.

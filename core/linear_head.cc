@@ -1,0 +1,57 @@
+#include "core/linear_head.h"
+
+#include "oneapi/dnnl/dnnl.h"
+
+namespace recurrent::core {
+
+namespace {
+
+constexpr int kLanes = 16;
+
+// A dot product whose summation order depends only on `n`: 16 running partial sums, then a fixed
+// pairwise tree. The same row therefore gives the same bits whether it is one of 1 or 10,000
+// rows, which sgemm does not promise (its kernels vary with M). This is what makes Step()
+// bit-identical to Forward(). GCC only fuses multiply-adds under -ffp-contract=fast, which ISO
+// C++ mode leaves off, so every target clone rounds identically.
+__attribute__((target_clones("avx512f", "avx2", "default"))) float DeterministicDot(const float* a,
+                                                                                    const float* b,
+                                                                                    int64_t n) {
+  float lanes[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    for (int j = 0; j < kLanes; ++j) lanes[j] += a[k + j] * b[k + j];
+  }
+  for (int j = 0; k + j < n; ++j) lanes[j] += a[k + j] * b[k + j];
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int j = 0; j < width; ++j) lanes[j] += lanes[j + width];
+  }
+  return lanes[0];
+}
+
+}  // namespace
+
+void LinearHeadForward(const HeadShape& shape, const float* x, const float* weight,
+                       const float* bias, float* y) {
+  for (int64_t r = 0; r < shape.rows; ++r) {
+    const float* row = x + r * shape.x_stride;
+    float* out = y + r * shape.out;
+    for (int64_t o = 0; o < shape.out; ++o) {
+      out[o] = DeterministicDot(row, weight + o * shape.in, shape.in) + bias[o];
+    }
+  }
+}
+
+void LinearHeadBackward(const HeadShape& shape, const float* x, const float* weight,
+                        const float* dy, float* dx, float* weight_grad, float* bias_grad) {
+  dnnl_sgemm('N', 'N', shape.rows, shape.in, shape.out, 1.0f, dy, shape.out, weight, shape.in, 0.0f,
+             dx, shape.x_stride);
+  dnnl_sgemm('T', 'N', shape.out, shape.in, shape.rows, 1.0f, dy, shape.out, x, shape.x_stride,
+             0.0f, weight_grad, shape.in);
+  for (int64_t o = 0; o < shape.out; ++o) bias_grad[o] = 0.0f;
+  for (int64_t r = 0; r < shape.rows; ++r) {
+    const float* row = dy + r * shape.out;
+    for (int64_t o = 0; o < shape.out; ++o) bias_grad[o] += row[o];
+  }
+}
+
+}  // namespace recurrent::core

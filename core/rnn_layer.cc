@@ -1,0 +1,352 @@
+#include "core/rnn_layer.h"
+
+#include <cstring>
+#include <unordered_map>
+
+#include "core/onednn_layout.h"
+
+namespace recurrent::core {
+namespace {
+
+using dnnl::memory;
+using Desc = dnnl::memory::desc;
+using Tag = dnnl::memory::format_tag;
+constexpr auto kF32 = dnnl::memory::data_type::f32;
+
+enum WeightKind { kWeightsLayer = 0, kWeightsIter = 1, kBias = 2 };
+constexpr int kWeightArgs[3] = {DNNL_ARG_WEIGHTS_LAYER, DNNL_ARG_WEIGHTS_ITER, DNNL_ARG_BIAS};
+constexpr int kDiffWeightArgs[3] = {DNNL_ARG_DIFF_WEIGHTS_LAYER, DNNL_ARG_DIFF_WEIGHTS_ITER,
+                                    DNNL_ARG_DIFF_BIAS};
+
+// The memory descriptors of one RNN problem, shared by its forward and backward descriptors.
+struct ProblemDescs {
+  Desc src_layer, src_iter, src_iter_c, weights_layer, weights_iter, bias, dst_layer, dst_iter,
+      dst_iter_c;
+};
+
+dnnl::algorithm VanillaActivation(CellType cell) {
+  return cell == CellType::kRnnRelu ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_tanh;
+}
+
+dnnl_rnn_desc_t ForwardOpDesc(CellType cell, dnnl::prop_kind prop, dnnl::rnn_direction direction,
+                              const ProblemDescs& d) {
+  switch (cell) {
+    case CellType::kLstm:
+      return dnnl::lstm_forward::desc(prop, direction, d.src_layer, d.src_iter, d.src_iter_c,
+                                      d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                                      d.dst_iter, d.dst_iter_c)
+          .data;
+    case CellType::kGru:
+      return dnnl::lbr_gru_forward::desc(prop, direction, d.src_layer, d.src_iter, d.weights_layer,
+                                         d.weights_iter, d.bias, d.dst_layer, d.dst_iter)
+          .data;
+    case CellType::kRnnTanh:
+    case CellType::kRnnRelu:
+      break;
+  }
+  return dnnl::vanilla_rnn_forward::desc(prop, VanillaActivation(cell), direction, d.src_layer,
+                                         d.src_iter, d.weights_layer, d.weights_iter, d.bias,
+                                         d.dst_layer, d.dst_iter)
+      .data;
+}
+
+// `g` holds the gradient descriptors, laid out like `d` (weights as `any`).
+dnnl_rnn_desc_t BackwardOpDesc(CellType cell, dnnl::rnn_direction direction, const ProblemDescs& d,
+                               const ProblemDescs& g) {
+  constexpr auto kBackward = dnnl::prop_kind::backward;
+  switch (cell) {
+    case CellType::kLstm:
+      return dnnl::lstm_backward::desc(kBackward, direction, d.src_layer, d.src_iter, d.src_iter_c,
+                                       d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                                       d.dst_iter, d.dst_iter_c, g.src_layer, g.src_iter,
+                                       g.src_iter_c, g.weights_layer, g.weights_iter, g.bias,
+                                       g.dst_layer, g.dst_iter, g.dst_iter_c)
+          .data;
+    case CellType::kGru:
+      return dnnl::lbr_gru_backward::desc(kBackward, direction, d.src_layer, d.src_iter,
+                                          d.weights_layer, d.weights_iter, d.bias, d.dst_layer,
+                                          d.dst_iter, g.src_layer, g.src_iter, g.weights_layer,
+                                          g.weights_iter, g.bias, g.dst_layer, g.dst_iter)
+          .data;
+    case CellType::kRnnTanh:
+    case CellType::kRnnRelu:
+      break;
+  }
+  return dnnl::vanilla_rnn_backward::desc(
+             kBackward, VanillaActivation(cell), direction, d.src_layer, d.src_iter,
+             d.weights_layer, d.weights_iter, d.bias, d.dst_layer, d.dst_iter, g.src_layer,
+             g.src_iter, g.weights_layer, g.weights_iter, g.bias, g.dst_layer, g.dst_iter)
+      .data;
+}
+
+void SetHandle(memory& mem, const float* data) {
+  if (mem) mem.set_data_handle(const_cast<float*>(data));
+}
+
+void ZeroMemory(const memory& mem) {
+  std::memset(mem.get_data_handle(), 0, mem.get_desc().get_size());
+}
+
+}  // namespace
+
+struct RnnLayer::WeightSlot {
+  int kind;
+  Desc desc;
+  memory data;
+  bool aliases_user;  // desc equals the user layout: the slot reads the user memory directly
+  uint64_t version;   // weights_version_ the copy was made from; 0 = never
+};
+
+struct RnnLayer::Plan {
+  PassKind pass;
+  dnnl::primitive forward;
+  std::unordered_map<int, memory> forward_args;
+  memory src_layer, src_iter, src_iter_c, dst_layer, dst_iter, dst_iter_c;
+  WeightSlot* forward_weights[3] = {};
+  // Zeros for absent initial states and for the (zero) gradients of the final states.
+  std::vector<float> zero_iter;
+  // Sinks for outputs the caller does not want.
+  std::vector<float> sink_iter, sink_iter_c, sink_diff_iter, sink_diff_iter_c, sink_diff_layer;
+  memory workspace;
+
+  dnnl::primitive backward;
+  std::unordered_map<int, memory> backward_args;
+  memory diff_src_layer, diff_src_iter, diff_src_iter_c, diff_dst_layer, diff_dst_iter,
+      diff_dst_iter_c;
+  memory diff_weights[3];
+  WeightSlot* backward_weights[3] = {};
+};
+
+RnnLayer::RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
+                   int64_t hidden_size, int64_t directions)
+    : engine_(engine),
+      cell_(cell),
+      index_(index),
+      input_size_(input_size),
+      hidden_size_(hidden_size),
+      directions_(directions) {
+  const int64_t gates = OneDnnWeightGates(cell_);
+  user_weights_[kWeightsLayer] =
+      memory(Desc({1, directions_, input_size_, gates, hidden_size_}, kF32, Tag::ldigo), engine_);
+  user_weights_[kWeightsIter] =
+      memory(Desc({1, directions_, hidden_size_, gates, hidden_size_}, kF32, Tag::ldigo), engine_);
+  user_weights_[kBias] = memory(
+      Desc({1, directions_, OneDnnBiasGates(cell_), hidden_size_}, kF32, Tag::ldgo), engine_);
+}
+
+RnnLayer::~RnnLayer() = default;
+
+void RnnLayer::LoadWeights(const ParameterSet& params) {
+  const int64_t gates = OneDnnWeightGates(cell_);
+  auto* weights_layer = static_cast<float*>(user_weights_[kWeightsLayer].get_data_handle());
+  auto* weights_iter = static_cast<float*>(user_weights_[kWeightsIter].get_data_handle());
+  auto* bias = static_cast<float*>(user_weights_[kBias].get_data_handle());
+  for (int64_t dir = 0; dir < directions_; ++dir) {
+    const bool reverse = dir == 1;
+    PyTorchWeightToLdigo(
+        cell_, params.at(RecurrentParameterName("weight_ih", index_, reverse)).data(), input_size_,
+        hidden_size_, weights_layer + dir * input_size_ * gates * hidden_size_);
+    PyTorchWeightToLdigo(
+        cell_, params.at(RecurrentParameterName("weight_hh", index_, reverse)).data(), hidden_size_,
+        hidden_size_, weights_iter + dir * hidden_size_ * gates * hidden_size_);
+    PyTorchBiasToLdgo(cell_, params.at(RecurrentParameterName("bias_ih", index_, reverse)).data(),
+                      params.at(RecurrentParameterName("bias_hh", index_, reverse)).data(),
+                      hidden_size_, bias + dir * OneDnnBiasGates(cell_) * hidden_size_);
+  }
+  ++weights_version_;
+}
+
+RnnLayer::WeightSlot* RnnLayer::SlotFor(int kind, const Desc& desc) {
+  for (const auto& slot : slots_) {
+    if (slot->kind == kind && slot->desc == desc) return slot.get();
+  }
+  const bool aliases_user = desc == user_weights_[kind].get_desc();
+  slots_.push_back(std::make_unique<WeightSlot>(WeightSlot{
+      kind, desc, aliases_user ? user_weights_[kind] : memory(desc, engine_), aliases_user, 0}));
+  return slots_.back().get();
+}
+
+void RnnLayer::Refresh(WeightSlot* slot, dnnl::stream& stream) {
+  if (slot->aliases_user || slot->version == weights_version_) return;
+  dnnl::reorder(user_weights_[slot->kind], slot->data)
+      .execute(stream, user_weights_[slot->kind], slot->data);
+  stream.wait();
+  slot->version = weights_version_;
+}
+
+void RnnLayer::ClearPlans() { plans_.clear(); }
+
+RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
+                                  SequenceLayout src_layout, SequenceLayout dst_layout) {
+  const PlanKey key{pass, batch, steps, src_layout, dst_layout};
+  if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+
+  auto plan = std::make_unique<Plan>();
+  plan->pass = pass;
+  const bool lstm = cell_ == CellType::kLstm;
+  const int64_t gates = OneDnnWeightGates(cell_);
+  const auto sequence = [&](int64_t channels, SequenceLayout layout) {
+    return Desc({steps, batch, channels}, kF32,
+                layout == SequenceLayout::kTnc ? Tag::tnc : Tag::ntc);
+  };
+  const Desc iter({1, directions_, batch, hidden_size_}, kF32, Tag::ldnc);
+  ProblemDescs d;
+  d.src_layer = sequence(input_size_, src_layout);
+  d.src_iter = iter;
+  d.src_iter_c = lstm ? iter : Desc();
+  // `any` lets oneDNN choose the fastest weight layout for this primitive (blocked for brgemm).
+  d.weights_layer = Desc({1, directions_, input_size_, gates, hidden_size_}, kF32, Tag::any);
+  d.weights_iter = Desc({1, directions_, hidden_size_, gates, hidden_size_}, kF32, Tag::any);
+  d.bias = Desc({1, directions_, OneDnnBiasGates(cell_), hidden_size_}, kF32, Tag::any);
+  d.dst_layer = sequence(output_width(), dst_layout);
+  d.dst_iter = iter;
+  d.dst_iter_c = lstm ? iter : Desc();
+
+  const auto direction = directions_ == 2 ? dnnl::rnn_direction::bidirectional_concat
+                                          : dnnl::rnn_direction::unidirectional_left2right;
+  const auto prop = pass == PassKind::kInference ? dnnl::prop_kind::forward_inference
+                                                 : dnnl::prop_kind::forward_training;
+  const dnnl_rnn_desc_t forward_op = ForwardOpDesc(cell_, prop, direction, d);
+  const dnnl::primitive_desc forward_pd(&forward_op, nullptr, engine_, nullptr);
+  plan->forward = dnnl::primitive(forward_pd.get());
+
+  const auto user_memory = [&](const Desc& desc) {
+    return desc ? memory(desc, engine_, DNNL_MEMORY_NONE) : memory();
+  };
+  plan->src_layer = user_memory(d.src_layer);
+  plan->src_iter = user_memory(d.src_iter);
+  plan->src_iter_c = user_memory(d.src_iter_c);
+  plan->dst_layer = user_memory(d.dst_layer);
+  plan->dst_iter = user_memory(d.dst_iter);
+  plan->dst_iter_c = user_memory(d.dst_iter_c);
+  const size_t iter_floats = static_cast<size_t>(directions_ * batch * hidden_size_);
+  plan->zero_iter.assign(iter_floats, 0.0f);
+  plan->sink_iter.resize(iter_floats);
+  if (lstm) plan->sink_iter_c.resize(iter_floats);
+
+  auto& fargs = plan->forward_args;
+  fargs[DNNL_ARG_SRC_LAYER] = plan->src_layer;
+  fargs[DNNL_ARG_SRC_ITER] = plan->src_iter;
+  fargs[DNNL_ARG_DST_LAYER] = plan->dst_layer;
+  fargs[DNNL_ARG_DST_ITER] = plan->dst_iter;
+  if (lstm) {
+    fargs[DNNL_ARG_SRC_ITER_C] = plan->src_iter_c;
+    fargs[DNNL_ARG_DST_ITER_C] = plan->dst_iter_c;
+  }
+  for (int kind = 0; kind < 3; ++kind) {
+    plan->forward_weights[kind] =
+        SlotFor(kind, forward_pd.query_md(dnnl::query::exec_arg_md, kWeightArgs[kind]));
+    fargs[kWeightArgs[kind]] = plan->forward_weights[kind]->data;
+  }
+  // Scratchpads are library-managed; the workspace carries forward state to the backward pass.
+  if (pass == PassKind::kTraining) {
+    plan->workspace = memory(forward_pd.workspace_desc(), engine_);
+    fargs[DNNL_ARG_WORKSPACE] = plan->workspace;
+
+    ProblemDescs g = d;  // gradients share the data layouts; weights stay `any`
+    const dnnl_rnn_desc_t backward_op = BackwardOpDesc(cell_, direction, d, g);
+    const dnnl::primitive_desc backward_pd(&backward_op, nullptr, engine_, forward_pd.get());
+    plan->backward = dnnl::primitive(backward_pd.get());
+    plan->diff_src_layer = user_memory(g.src_layer);
+    plan->diff_src_iter = user_memory(g.src_iter);
+    plan->diff_src_iter_c = user_memory(g.src_iter_c);
+    plan->diff_dst_layer = user_memory(g.dst_layer);
+    plan->diff_dst_iter = user_memory(g.dst_iter);
+    plan->diff_dst_iter_c = user_memory(g.dst_iter_c);
+    plan->sink_diff_iter.resize(iter_floats);
+    if (lstm) plan->sink_diff_iter_c.resize(iter_floats);
+
+    auto& bargs = plan->backward_args;
+    bargs = fargs;  // same sources, destinations and workspace
+    for (int kind = 0; kind < 3; ++kind) {
+      plan->backward_weights[kind] =
+          SlotFor(kind, backward_pd.query_md(dnnl::query::exec_arg_md, kWeightArgs[kind]));
+      bargs[kWeightArgs[kind]] = plan->backward_weights[kind]->data;
+      plan->diff_weights[kind] =
+          memory(backward_pd.query_md(dnnl::query::exec_arg_md, kDiffWeightArgs[kind]), engine_);
+      bargs[kDiffWeightArgs[kind]] = plan->diff_weights[kind];
+    }
+    bargs[DNNL_ARG_DIFF_SRC_LAYER] = plan->diff_src_layer;
+    bargs[DNNL_ARG_DIFF_SRC_ITER] = plan->diff_src_iter;
+    bargs[DNNL_ARG_DIFF_DST_LAYER] = plan->diff_dst_layer;
+    bargs[DNNL_ARG_DIFF_DST_ITER] = plan->diff_dst_iter;
+    if (lstm) {
+      bargs[DNNL_ARG_DIFF_SRC_ITER_C] = plan->diff_src_iter_c;
+      bargs[DNNL_ARG_DIFF_DST_ITER_C] = plan->diff_dst_iter_c;
+    }
+  }
+  Plan& result = *plan;
+  plans_.emplace(key, std::move(plan));
+  return result;
+}
+
+void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& io) {
+  const float* zeros = plan.zero_iter.data();
+  SetHandle(plan.src_layer, io.src_layer);
+  SetHandle(plan.src_iter, io.src_iter ? io.src_iter : zeros);
+  SetHandle(plan.src_iter_c, io.src_iter_c ? io.src_iter_c : zeros);
+  SetHandle(plan.dst_layer, io.dst_layer);
+  SetHandle(plan.dst_iter, io.dst_iter ? io.dst_iter : plan.sink_iter.data());
+  SetHandle(plan.dst_iter_c, io.dst_iter_c ? io.dst_iter_c : plan.sink_iter_c.data());
+  for (WeightSlot* slot : plan.forward_weights) Refresh(slot, stream);
+  plan.forward.execute(stream, plan.forward_args);
+  stream.wait();
+}
+
+void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& forward_io,
+                        const LayerBackwardIo& io) {
+  const float* zeros = plan.zero_iter.data();
+  SetHandle(plan.src_layer, forward_io.src_layer);
+  SetHandle(plan.src_iter, forward_io.src_iter ? forward_io.src_iter : zeros);
+  SetHandle(plan.src_iter_c, forward_io.src_iter_c ? forward_io.src_iter_c : zeros);
+  SetHandle(plan.dst_layer, forward_io.dst_layer);
+  SetHandle(plan.dst_iter, forward_io.dst_iter ? forward_io.dst_iter : plan.sink_iter.data());
+  SetHandle(plan.dst_iter_c,
+            forward_io.dst_iter_c ? forward_io.dst_iter_c : plan.sink_iter_c.data());
+  if (io.diff_src_layer == nullptr && plan.sink_diff_layer.empty()) {
+    plan.sink_diff_layer.resize(plan.diff_src_layer.get_desc().get_size() / sizeof(float));
+  }
+  SetHandle(plan.diff_src_layer,
+            io.diff_src_layer ? io.diff_src_layer : plan.sink_diff_layer.data());
+  SetHandle(plan.diff_src_iter, io.diff_src_iter ? io.diff_src_iter : plan.sink_diff_iter.data());
+  SetHandle(plan.diff_src_iter_c,
+            io.diff_src_iter_c ? io.diff_src_iter_c : plan.sink_diff_iter_c.data());
+  SetHandle(plan.diff_dst_layer, io.diff_dst_layer);
+  SetHandle(plan.diff_dst_iter, zeros);
+  SetHandle(plan.diff_dst_iter_c, zeros);
+  for (WeightSlot* slot : plan.backward_weights) Refresh(slot, stream);
+  // oneDNN accumulates into the weight gradients.
+  for (const memory& diff : plan.diff_weights) ZeroMemory(diff);
+  plan.backward.execute(stream, plan.backward_args);
+  stream.wait();
+}
+
+void RnnLayer::ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* grads) {
+  // Bring each gradient into the user layout (ldigo / ldgo), then into PyTorch's.
+  std::vector<float> user_layout[3];
+  for (int kind = 0; kind < 3; ++kind) {
+    const Desc user_desc = user_weights_[kind].get_desc();
+    user_layout[kind].resize(user_desc.get_size() / sizeof(float));
+    memory target(user_desc, engine_, user_layout[kind].data());
+    dnnl::reorder(plan.diff_weights[kind], target).execute(stream, plan.diff_weights[kind], target);
+  }
+  stream.wait();
+  const int64_t gates = OneDnnWeightGates(cell_);
+  for (int64_t dir = 0; dir < directions_; ++dir) {
+    const bool reverse = dir == 1;
+    LdigoToPyTorchWeight(
+        cell_, user_layout[kWeightsLayer].data() + dir * input_size_ * gates * hidden_size_,
+        input_size_, hidden_size_,
+        grads->at(RecurrentParameterName("weight_ih", index_, reverse)).data());
+    LdigoToPyTorchWeight(
+        cell_, user_layout[kWeightsIter].data() + dir * hidden_size_ * gates * hidden_size_,
+        hidden_size_, hidden_size_,
+        grads->at(RecurrentParameterName("weight_hh", index_, reverse)).data());
+    LdgoGradToPyTorchBiasGrads(
+        cell_, user_layout[kBias].data() + dir * OneDnnBiasGates(cell_) * hidden_size_,
+        hidden_size_, grads->at(RecurrentParameterName("bias_ih", index_, reverse)).data(),
+        grads->at(RecurrentParameterName("bias_hh", index_, reverse)).data());
+  }
+}
+
+}  // namespace recurrent::core

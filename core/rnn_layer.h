@@ -1,0 +1,102 @@
+// One recurrent layer (both directions when bidirectional) on oneDNN 2.6 RNN primitives.
+//
+// The layer owns its weights in oneDNN's user layout (ldigo / ldgo, see core/onednn_layout.h) and,
+// per primitive that wants another layout (format_tag::any lets oneDNN pick blocked layouts for
+// brgemm or ldgoi for backward), a reordered copy that is refreshed only after LoadWeights.
+// Primitives and their memories are built once per (pass, N, T, layouts) and cached in Plans.
+//
+// Layouts at this interface: sequences [T, N, C] (tnc) or [N, T, C] (ntc) as the plan says,
+// states [D, N, H]. Methods throw dnnl::error; core/network.cc turns that into a Status.
+// Not thread-safe.
+#ifndef RECURRENT_CORE_RNN_LAYER_H_
+#define RECURRENT_CORE_RNN_LAYER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "core/model_spec.h"
+#include "core/parameters.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace recurrent::core {
+
+enum class SequenceLayout { kTnc, kNtc };
+enum class PassKind { kInference, kTraining };
+
+// Buffers of one forward execution. Null src_iter / src_iter_c mean zeros; null dst_iter /
+// dst_iter_c mean "not needed" (written to plan scratch).
+struct LayerForwardIo {
+  const float* src_layer = nullptr;   // [T, N, in] or [N, T, in]
+  const float* src_iter = nullptr;    // [D, N, H]
+  const float* src_iter_c = nullptr;  // [D, N, H], LSTM only
+  float* dst_layer = nullptr;         // [T, N, D*H] or [N, T, D*H]
+  float* dst_iter = nullptr;          // [D, N, H]
+  float* dst_iter_c = nullptr;        // [D, N, H], LSTM only
+};
+
+// Buffers of one backward execution (after a training forward with the same LayerForwardIo).
+// Null diff_src_iter / diff_src_iter_c mean "not needed". Gradients of the final states are zero.
+struct LayerBackwardIo {
+  const float* diff_dst_layer = nullptr;  // layout of dst_layer
+  float* diff_src_layer = nullptr;        // layout of src_layer
+  float* diff_src_iter = nullptr;         // [D, N, H]
+  float* diff_src_iter_c = nullptr;       // [D, N, H], LSTM only
+};
+
+class RnnLayer {
+ public:
+  RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
+           int64_t hidden_size, int64_t directions);
+  ~RnnLayer();
+  RnnLayer(const RnnLayer&) = delete;
+  RnnLayer& operator=(const RnnLayer&) = delete;
+
+  int64_t input_size() const { return input_size_; }
+  int64_t output_width() const { return directions_ * hidden_size_; }
+
+  // Copies this layer's tensors (weight_ih_l{index}, ...) from PyTorch layout. The parameters
+  // must have been validated against the spec.
+  void LoadWeights(const ParameterSet& params);
+
+  struct Plan;
+  // The cached plan for this shape, built on first use.
+  Plan& GetPlan(PassKind pass, int64_t batch, int64_t steps, SequenceLayout src_layout,
+                SequenceLayout dst_layout);
+  // Number of cached plans; ClearPlans() drops them all (bounding memory across many shapes).
+  size_t plan_count() const { return plans_.size(); }
+  void ClearPlans();
+
+  void Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& io);
+  // Requires a kTraining plan whose Forward ran last with the same `forward_io`.
+  void Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& forward_io,
+                const LayerBackwardIo& backward_io);
+  // Adds nothing: overwrites grads[weight_ih_l{index}...] (PyTorch layout) from the last Backward.
+  void ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* grads);
+
+ private:
+  struct WeightSlot;
+  using PlanKey = std::tuple<PassKind, int64_t, int64_t, SequenceLayout, SequenceLayout>;
+
+  // A copy of the weights in layout `desc`, reordered from the user layout when stale.
+  WeightSlot* SlotFor(int which, const dnnl::memory::desc& desc);
+  void Refresh(WeightSlot* slot, dnnl::stream& stream);
+
+  dnnl::engine engine_;
+  const CellType cell_;
+  const int64_t index_;
+  const int64_t input_size_;
+  const int64_t hidden_size_;
+  const int64_t directions_;
+  // Weights in oneDNN's user layout: ldigo (layer), ldigo (iter), ldgo (bias).
+  dnnl::memory user_weights_[3];
+  uint64_t weights_version_ = 1;
+  std::vector<std::unique_ptr<WeightSlot>> slots_;
+  std::map<PlanKey, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace recurrent::core
+
+#endif  // RECURRENT_CORE_RNN_LAYER_H_
