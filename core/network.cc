@@ -1,5 +1,7 @@
 #include "core/network.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -20,9 +22,9 @@ namespace {
 constexpr size_t kMaxCachedShapes = 32;
 
 // Every layer reads and writes [N, T, C] (oneDNN's ntc): the caller's inputs and the head's input
-// are used in place, with no transposes. Mixing layouts between layers is not an option: oneDNN
-// 2.6's reference backward pass returns garbage weight gradients for a layer whose src is ntc
-// and dst tnc when its input is narrower than its hidden size (found by the PyTorch fixtures).
+// are used in place, with no transposes. Layouts must not be mixed between layers: oneDNN 2.6's
+// reference backward pass returns garbage weight_ih gradients for a unidirectional layer whose
+// src is ntc and dst tnc (found by the PyTorch fixtures; ntc->ntc and tnc->tnc are correct).
 constexpr SequenceLayout kLayout = SequenceLayout::kNtc;
 
 // Step batches are rounded up so a batcher that sees every batch size from 1 to 256 builds ~20
@@ -88,6 +90,10 @@ struct Network::Impl {
       if (layer->plan_count() > kMaxCachedShapes) layer->ClearPlans();
     }
     if (training_buffers.size() > kMaxCachedShapes) training_buffers.clear();
+  }
+
+  void ApplyThreads() const {
+    if (options.num_threads > 0) omp_set_num_threads(options.num_threads);
   }
 
   absl::Status ValidateInputs(const Tensor& inputs, const RecurrentState* initial) const {
@@ -268,6 +274,7 @@ absl::Status Network::Forward(const Tensor& inputs, const RecurrentState* initia
         "step_consistent needs a unidirectional model: a bidirectional one cannot be stepped");
   }
   try {
+    m.ApplyThreads();
     m.TrimCaches();
     result->outputs = Tensor(m.OutputShape(n, t));
     result->final_state.h = Tensor(state_shape);
@@ -336,6 +343,7 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
   const std::vector<int64_t> state_shape = {num_layers * spec.num_directions(), n,
                                             spec.hidden_size};
   try {
+    m.ApplyThreads();
     m.TrimCaches();
     TrainingBuffers& buffers = m.training_buffers[{n, t}];
     buffers.layer_outputs.resize(num_layers);
@@ -428,6 +436,7 @@ absl::Status Network::Step(const float* inputs, int64_t batch, float* const* sta
   const int64_t num_layers = spec.num_layers;
   const bool lstm = spec.has_cell_state();
   try {
+    m.ApplyThreads();
     auto [it, inserted] = m.step_buffers.try_emplace(rows);
     StepBuffers& buffers = it->second;
     if (inserted) {

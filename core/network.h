@@ -72,6 +72,10 @@ struct EngineLimits {
 
 struct NetworkOptions {
   EngineLimits limits;
+  // OpenMP threads oneDNN may use for this network's calls; 0 keeps the process default
+  // (OMP_NUM_THREADS). Applied to the calling thread before each call, so two networks driven
+  // from two threads can split the cores between them.
+  int num_threads = 0;
 };
 
 class Network {

@@ -83,6 +83,22 @@ void SetHandle(memory& mem, const float* data) {
   if (mem) mem.set_data_handle(const_cast<float*>(data));
 }
 
+// The C API takes a flat argument array that the plan builds once; the C++ execute() would copy
+// its std::unordered_map into a fresh vector on every call.
+std::vector<dnnl_exec_arg_t> FlattenArgs(const std::unordered_map<int, memory>& args) {
+  std::vector<dnnl_exec_arg_t> flat;
+  for (const auto& [arg, mem] : args) flat.push_back({arg, mem.get()});
+  return flat;
+}
+
+void Execute(const dnnl::primitive& primitive, dnnl::stream& stream,
+             const std::vector<dnnl_exec_arg_t>& args) {
+  dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive.get(), stream.get(),
+                                                 static_cast<int>(args.size()), args.data()),
+                          "could not execute an RNN primitive");
+  stream.wait();
+}
+
 void ZeroMemory(const memory& mem) {
   std::memset(mem.get_data_handle(), 0, mem.get_desc().get_size());
 }
@@ -101,6 +117,7 @@ struct RnnLayer::Plan {
   PassKind pass;
   dnnl::primitive forward;
   std::unordered_map<int, memory> forward_args;
+  std::vector<dnnl_exec_arg_t> forward_exec_args;
   memory src_layer, src_iter, src_iter_c, dst_layer, dst_iter, dst_iter_c;
   WeightSlot* forward_weights[3] = {};
   // Zeros for absent initial states and for the (zero) gradients of the final states.
@@ -111,6 +128,7 @@ struct RnnLayer::Plan {
 
   dnnl::primitive backward;
   std::unordered_map<int, memory> backward_args;
+  std::vector<dnnl_exec_arg_t> backward_exec_args;
   memory diff_src_layer, diff_src_iter, diff_src_iter_c, diff_dst_layer, diff_dst_iter,
       diff_dst_iter_c;
   memory diff_weights[3];
@@ -275,6 +293,8 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
       bargs[DNNL_ARG_DIFF_DST_ITER_C] = plan->diff_dst_iter_c;
     }
   }
+  plan->forward_exec_args = FlattenArgs(plan->forward_args);
+  plan->backward_exec_args = FlattenArgs(plan->backward_args);
   Plan& result = *plan;
   plans_.emplace(key, std::move(plan));
   return result;
@@ -289,8 +309,7 @@ void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& i
   SetHandle(plan.dst_iter, io.dst_iter ? io.dst_iter : plan.sink_iter.data());
   SetHandle(plan.dst_iter_c, io.dst_iter_c ? io.dst_iter_c : plan.sink_iter_c.data());
   for (WeightSlot* slot : plan.forward_weights) Refresh(slot, stream);
-  plan.forward.execute(stream, plan.forward_args);
-  stream.wait();
+  Execute(plan.forward, stream, plan.forward_exec_args);
 }
 
 void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& forward_io,
@@ -317,8 +336,7 @@ void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& 
   for (WeightSlot* slot : plan.backward_weights) Refresh(slot, stream);
   // oneDNN accumulates into the weight gradients.
   for (const memory& diff : plan.diff_weights) ZeroMemory(diff);
-  plan.backward.execute(stream, plan.backward_args);
-  stream.wait();
+  Execute(plan.backward, stream, plan.backward_exec_args);
 }
 
 void RnnLayer::ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* grads) {

@@ -5,14 +5,14 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build ccache git pkg-config ca-certificates
+  build-essential cmake ninja-build ccache pkg-config
   # libraries
   libdnnl-dev ocl-icd-opencl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
-  # PyTorch reference fixtures and benchmarks (never a runtime dependency)
-  python3 python3-numpy
 )
+# PyTorch (with OpenBLAS, so comparisons are fair) for the fixture generator and benchmarks only:
+# never a runtime or test dependency.
 if [[ "${RECURRENT_WITH_TORCH:-0}" == 1 ]]; then
   packages+=(python3-torch libopenblas0-openmp)
 fi
