@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "core/bfloat16.h"
 #include "core/linear_head.h"
 #include "core/loss.h"
 #include "core/rnn_layer.h"
@@ -53,20 +54,42 @@ absl::Status CheckStateShape(const char* what, const Tensor& state,
   return absl::OkStatus();
 }
 
+// Values in the compute precision that the recurrent layers read and write: float, or bfloat16
+// bits in bfloat16 mode. Cell states and gradients are always float and live in plain vectors.
+class ActivationBuffer {
+ public:
+  // Makes room for `count` values and returns the start (contents kept where they fit).
+  void* Reserve(bool bf16, int64_t count) {
+    if (bf16) {
+      bf16_.resize(count);
+      return bf16_.data();
+    }
+    f32_.resize(count);
+    return f32_.data();
+  }
+  void* data(bool bf16) { return bf16 ? static_cast<void*>(bf16_.data()) : f32_.data(); }
+
+ private:
+  std::vector<float> f32_;
+  std::vector<uint16_t> bf16_;
+};
+
 // Buffers of one training shape: every layer's output is kept for the backward pass.
 struct TrainingBuffers {
-  std::vector<std::vector<float>> layer_outputs;      // layer l: [N, T, D*H]
+  std::vector<ActivationBuffer> layer_outputs;        // layer l: [N, T, D*H]
   std::vector<std::vector<float>> layer_input_grads;  // layer l >= 1: [N, T, in_l]
+  std::vector<float> top;                             // bfloat16 mode: top output as float
   std::vector<float> top_grad;                        // [N, T, D*H]
   std::vector<float> output_grad;                     // head outputs' gradient
 };
 
 // Buffers of one step batch size: no allocation once built.
 struct StepBuffers {
-  std::vector<float> input;                       // [B, I]
-  std::vector<std::vector<float>> h_in, c_in;     // per layer [B, H]
-  std::vector<std::vector<float>> h_out, c_out;   // per layer [B, H]
-  std::vector<std::vector<float>> layer_outputs;  // per layer [B, H]
+  ActivationBuffer input;                       // [B, I]
+  std::vector<ActivationBuffer> h_in, h_out;    // per layer [B, H]
+  std::vector<std::vector<float>> c_in, c_out;  // per layer [B, H]
+  std::vector<ActivationBuffer> layer_outputs;  // per layer [B, H]
+  std::vector<float> top;                       // bfloat16 mode: top output as float [B, H]
 };
 
 }  // namespace
@@ -77,8 +100,12 @@ struct Network::Impl {
   ParameterSet params;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
+  bool bf16 = false;  // options.precision == Precision::kBfloat16
   std::vector<std::unique_ptr<RnnLayer>> layers;
-  std::vector<std::vector<float>> inference_buffers;  // per layer [N, T, D*H], resized per call
+  std::vector<ActivationBuffer> inference_buffers;  // per layer [N, T, D*H], resized per call
+  std::vector<float> inference_top;                 // top output as float when not returned
+  // bfloat16 mode: inputs, initial and final hidden states in bfloat16.
+  ActivationBuffer input_scratch, h0_scratch, hn_scratch;
   std::map<std::tuple<int64_t, int64_t>, TrainingBuffers> training_buffers;
   std::map<int64_t, StepBuffers> step_buffers;
 
@@ -147,6 +174,25 @@ struct Network::Impl {
   // Offset of the head's first input row within the top layer's output.
   int64_t HeadInputOffset(int64_t t) const {
     return spec.head == HeadMode::kPerStep ? 0 : (t - 1) * spec.top_width();
+  }
+
+  // `count` floats in the compute precision: the floats themselves, or a bfloat16 copy.
+  const void* ToCompute(const float* src, int64_t count, ActivationBuffer& scratch) const {
+    if (!bf16) return src;
+    auto* converted = static_cast<uint16_t*>(scratch.Reserve(true, count));
+    FloatToBfloat16(src, converted, count);
+    return converted;
+  }
+  // The address `elements` values past `base` in the compute precision.
+  const void* Advance(const void* base, int64_t elements) const {
+    if (base == nullptr) return nullptr;
+    return static_cast<const char*>(base) + elements * (bf16 ? 2 : 4);
+  }
+  void* Advance(void* base, int64_t elements) const {
+    return const_cast<void*>(Advance(static_cast<const void*>(base), elements));
+  }
+  int64_t StateOffset(int64_t layer, int64_t n) const {
+    return layer * spec.num_directions() * n * spec.hidden_size;
   }
 
   const float* StatePtr(const Tensor& state, int64_t layer, int64_t n) const {
@@ -236,12 +282,25 @@ absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
     auto impl = std::make_unique<Impl>();
     impl->spec = spec;
     impl->options = options;
+    impl->bf16 = options.precision == Precision::kBfloat16;
+    const auto compute_type =
+        impl->bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
     for (int64_t layer = 0; layer < spec.num_layers; ++layer) {
       impl->layers.push_back(std::make_unique<RnnLayer>(
           impl->engine, spec.cell, layer, layer == 0 ? spec.input_size : spec.top_width(),
-          spec.hidden_size, spec.num_directions()));
+          spec.hidden_size, spec.num_directions(), compute_type));
     }
     RETURN_IF_ERROR(impl->LoadParameters(params));
+    if (impl->bf16) {
+      // Building one primitive tells whether this CPU runs bfloat16 RNNs (oneDNN has no
+      // reference fallback for them).
+      try {
+        impl->layers[0]->GetPlan(PassKind::kTraining, 1, 1, kLayout, kLayout);
+      } catch (const dnnl::error& e) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "bfloat16 precision is not supported on this CPU (oneDNN: ", e.what(), ")"));
+      }
+    }
     return std::unique_ptr<Network>(new Network(std::move(impl)));
   } catch (const dnnl::error& e) {
     return DnnlError(e);
@@ -284,33 +343,38 @@ absl::Status Network::Forward(const Tensor& inputs, const RecurrentState* initia
       return m.StepConsistentForward(*this, inputs, initial_state, result, options);
     }
     const int64_t hidden_floats = n * t * spec.top_width();
+    const int64_t state_floats = Tensor::ElementCount(state_shape);
     m.inference_buffers.resize(num_layers);
-    float* top = nullptr;
+    float* top = nullptr;  // the top layer's output as float, the head's input
     if (options.want_hidden) {
       result->hidden = Tensor({n, t, spec.top_width()});
       top = result->hidden.data();
     } else {
       result->hidden = Tensor();
-      m.inference_buffers.back().resize(hidden_floats);
-      top = m.inference_buffers.back().data();
+      m.inference_top.resize(hidden_floats);
+      top = m.inference_top.data();
     }
+    const bool bf16 = m.bf16;
+    const void* layer_input = m.ToCompute(inputs.data(), inputs.size(), m.input_scratch);
+    const void* h0 =
+        initial_state ? m.ToCompute(initial_state->h.data(), state_floats, m.h0_scratch) : nullptr;
     const Tensor empty;
-    const Tensor& h0 = initial_state ? initial_state->h : empty;
     const Tensor& c0 = initial_state ? initial_state->c : empty;
-    const float* layer_input = inputs.data();
+    void* hn = bf16 ? m.hn_scratch.Reserve(true, state_floats) : result->final_state.h.data();
     for (int64_t l = 0; l < num_layers; ++l) {
       const bool last = l + 1 == num_layers;
       RnnLayer::Plan& plan = m.layers[l]->GetPlan(PassKind::kInference, n, t, kLayout, kLayout);
-      float* layer_output = top;
-      if (!last) {
-        m.inference_buffers[l].resize(hidden_floats);
-        layer_output = m.inference_buffers[l].data();
-      }
+      void* layer_output = last && !bf16 ? static_cast<void*>(top)
+                                         : m.inference_buffers[l].Reserve(bf16, hidden_floats);
       m.layers[l]->Forward(
           plan, m.stream,
-          {layer_input, m.StatePtr(h0, l, n), m.StatePtr(c0, l, n), layer_output,
-           m.StatePtr(result->final_state.h, l, n), m.StatePtr(result->final_state.c, l, n)});
+          {layer_input, m.Advance(h0, m.StateOffset(l, n)), m.StatePtr(c0, l, n), layer_output,
+           m.Advance(hn, m.StateOffset(l, n)), m.StatePtr(result->final_state.c, l, n)});
       layer_input = layer_output;
+    }
+    if (bf16) {
+      Bfloat16ToFloat(static_cast<const uint16_t*>(layer_input), top, hidden_floats);
+      Bfloat16ToFloat(static_cast<const uint16_t*>(hn), result->final_state.h.data(), state_floats);
     }
     LinearHeadForward(m.HeadShapeFor(n, t), top + m.HeadInputOffset(t), m.head_weight(),
                       m.head_bias(), result->outputs.data());
@@ -345,14 +409,17 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
   try {
     m.ApplyThreads();
     m.TrimCaches();
+    const bool bf16 = m.bf16;
+    const int64_t hidden_floats = n * t * spec.top_width();
+    const int64_t state_floats = Tensor::ElementCount(state_shape);
     TrainingBuffers& buffers = m.training_buffers[{n, t}];
     buffers.layer_outputs.resize(num_layers);
     buffers.layer_input_grads.resize(num_layers);
     for (int64_t l = 0; l < num_layers; ++l) {
-      buffers.layer_outputs[l].resize(n * t * spec.top_width());
+      buffers.layer_outputs[l].Reserve(bf16, hidden_floats);
       if (l > 0) buffers.layer_input_grads[l].resize(n * t * m.layers[l]->input_size());
     }
-    buffers.top_grad.assign(n * t * spec.top_width(), 0.0f);
+    buffers.top_grad.assign(hidden_floats, 0.0f);
     buffers.output_grad.resize(Tensor::ElementCount(output_shape));
 
     result->outputs = Tensor(output_shape);
@@ -360,26 +427,34 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
     result->final_state.c = spec.has_cell_state() ? Tensor(state_shape) : Tensor();
     result->initial_state_gradients.h = Tensor(state_shape);
     result->initial_state_gradients.c = spec.has_cell_state() ? Tensor(state_shape) : Tensor();
+    const void* h0 =
+        initial_state ? m.ToCompute(initial_state->h.data(), state_floats, m.h0_scratch) : nullptr;
     const Tensor empty;
-    const Tensor& h0 = initial_state ? initial_state->h : empty;
     const Tensor& c0 = initial_state ? initial_state->c : empty;
+    void* hn = bf16 ? m.hn_scratch.Reserve(true, state_floats) : result->final_state.h.data();
 
     std::vector<LayerForwardIo> forward_io(num_layers);
     std::vector<RnnLayer::Plan*> plans(num_layers);
-    const float* layer_input = inputs.data();
+    const void* layer_input = m.ToCompute(inputs.data(), inputs.size(), m.input_scratch);
     for (int64_t l = 0; l < num_layers; ++l) {
       plans[l] = &m.layers[l]->GetPlan(PassKind::kTraining, n, t, kLayout, kLayout);
       forward_io[l] = {layer_input,
-                       m.StatePtr(h0, l, n),
+                       m.Advance(h0, m.StateOffset(l, n)),
                        m.StatePtr(c0, l, n),
-                       buffers.layer_outputs[l].data(),
-                       m.StatePtr(result->final_state.h, l, n),
+                       buffers.layer_outputs[l].data(bf16),
+                       m.Advance(hn, m.StateOffset(l, n)),
                        m.StatePtr(result->final_state.c, l, n)};
       m.layers[l]->Forward(*plans[l], m.stream, forward_io[l]);
-      layer_input = buffers.layer_outputs[l].data();
+      layer_input = buffers.layer_outputs[l].data(bf16);
+    }
+    const float* top = static_cast<const float*>(layer_input);
+    if (bf16) {
+      buffers.top.resize(hidden_floats);
+      Bfloat16ToFloat(static_cast<const uint16_t*>(layer_input), buffers.top.data(), hidden_floats);
+      Bfloat16ToFloat(static_cast<const uint16_t*>(hn), result->final_state.h.data(), state_floats);
+      top = buffers.top.data();
     }
 
-    const float* top = buffers.layer_outputs.back().data();
     const HeadShape head = m.HeadShapeFor(n, t);
     const int64_t head_offset = m.HeadInputOffset(t);
     LinearHeadForward(head, top + head_offset, m.head_weight(), m.head_bias(),
@@ -437,56 +512,78 @@ absl::Status Network::Step(const float* inputs, int64_t batch, float* const* sta
   const bool lstm = spec.has_cell_state();
   try {
     m.ApplyThreads();
+    const bool bf16 = m.bf16;
     auto [it, inserted] = m.step_buffers.try_emplace(rows);
     StepBuffers& buffers = it->second;
     if (inserted) {
       // Padding rows stay zero forever: only the first `batch` rows are ever written.
-      buffers.input.assign(rows * spec.input_size, 0.0f);
-      const auto per_layer = [&](std::vector<std::vector<float>>& v) {
-        v.assign(num_layers, std::vector<float>(rows * hidden, 0.0f));
-      };
-      per_layer(buffers.h_in);
-      per_layer(buffers.h_out);
-      per_layer(buffers.layer_outputs);
-      if (lstm) {
-        per_layer(buffers.c_in);
-        per_layer(buffers.c_out);
+      // (Zero bits are 0.0 in bfloat16 too.)
+      std::memset(buffers.input.Reserve(bf16, rows * spec.input_size), 0,
+                  rows * spec.input_size * (bf16 ? 2 : 4));
+      for (auto* per_layer : {&buffers.h_in, &buffers.h_out, &buffers.layer_outputs}) {
+        per_layer->resize(num_layers);
+        for (ActivationBuffer& buffer : *per_layer) {
+          std::memset(buffer.Reserve(bf16, rows * hidden), 0, rows * hidden * (bf16 ? 2 : 4));
+        }
       }
+      if (lstm) {
+        buffers.c_in.assign(num_layers, std::vector<float>(rows * hidden, 0.0f));
+        buffers.c_out.assign(num_layers, std::vector<float>(rows * hidden, 0.0f));
+      }
+      if (bf16) buffers.top.assign(rows * hidden, 0.0f);
     }
-    std::memcpy(buffers.input.data(), inputs, sizeof(float) * batch * spec.input_size);
+    // Float rows -> compute-precision rows, and back.
+    const auto load = [bf16](const float* src, void* dst, int64_t count) {
+      if (bf16) {
+        FloatToBfloat16(src, static_cast<uint16_t*>(dst), count);
+      } else {
+        std::memcpy(dst, src, sizeof(float) * count);
+      }
+    };
+    const auto store = [bf16](const void* src, float* dst, int64_t count) {
+      if (bf16) {
+        Bfloat16ToFloat(static_cast<const uint16_t*>(src), dst, count);
+      } else {
+        std::memcpy(dst, src, sizeof(float) * count);
+      }
+    };
+    load(inputs, buffers.input.data(bf16), batch * spec.input_size);
     for (int64_t i = 0; i < batch; ++i) {
       const float* state = states[i];
       for (int64_t l = 0; l < num_layers; ++l) {
-        std::memcpy(buffers.h_in[l].data() + i * hidden, state + l * hidden,
-                    sizeof(float) * hidden);
+        load(state + l * hidden, m.Advance(buffers.h_in[l].data(bf16), i * hidden), hidden);
         if (lstm) {
           std::memcpy(buffers.c_in[l].data() + i * hidden, state + (num_layers + l) * hidden,
                       sizeof(float) * hidden);
         }
       }
     }
-    const float* layer_input = buffers.input.data();
+    const void* layer_input = buffers.input.data(bf16);
     for (int64_t l = 0; l < num_layers; ++l) {
       RnnLayer::Plan& plan = m.layers[l]->GetPlan(PassKind::kInference, rows, 1, kLayout, kLayout);
       m.layers[l]->Forward(
           plan, m.stream,
-          {layer_input, buffers.h_in[l].data(), lstm ? buffers.c_in[l].data() : nullptr,
-           buffers.layer_outputs[l].data(), buffers.h_out[l].data(),
+          {layer_input, buffers.h_in[l].data(bf16), lstm ? buffers.c_in[l].data() : nullptr,
+           buffers.layer_outputs[l].data(bf16), buffers.h_out[l].data(bf16),
            lstm ? buffers.c_out[l].data() : nullptr});
-      layer_input = buffers.layer_outputs[l].data();
+      layer_input = buffers.layer_outputs[l].data(bf16);
     }
     for (int64_t i = 0; i < batch; ++i) {
       float* state = states[i];
       for (int64_t l = 0; l < num_layers; ++l) {
-        std::memcpy(state + l * hidden, buffers.h_out[l].data() + i * hidden,
-                    sizeof(float) * hidden);
+        store(m.Advance(buffers.h_out[l].data(bf16), i * hidden), state + l * hidden, hidden);
         if (lstm) {
           std::memcpy(state + (num_layers + l) * hidden, buffers.c_out[l].data() + i * hidden,
                       sizeof(float) * hidden);
         }
       }
     }
-    LinearHeadForward({batch, hidden, spec.output_size, hidden}, layer_input, m.head_weight(),
+    const float* top = static_cast<const float*>(layer_input);
+    if (bf16) {
+      store(layer_input, buffers.top.data(), batch * hidden);
+      top = buffers.top.data();
+    }
+    LinearHeadForward({batch, hidden, spec.output_size, hidden}, top, m.head_weight(),
                       m.head_bias(), outputs);
     return absl::OkStatus();
   } catch (const dnnl::error& e) {

@@ -70,8 +70,18 @@ struct EngineLimits {
   int64_t max_elements = int64_t{1} << 30;  // N*T*max(I, D*H, O) for any one tensor
 };
 
+enum class Precision {
+  kFloat32,
+  // Opt-in: weights, layer inputs/outputs and hidden states in bfloat16 inside the recurrent
+  // layers (biases, the LSTM cell state, the head, the loss and every gradient stay float32).
+  // Needs a CPU with AVX-512 BF16 (or AMX); Create() fails with FailedPrecondition elsewhere.
+  // Values at this API are float32 in both modes.
+  kBfloat16,
+};
+
 struct NetworkOptions {
   EngineLimits limits;
+  Precision precision = Precision::kFloat32;
   // OpenMP threads oneDNN may use for this network's calls; 0 keeps the process default
   // (OMP_NUM_THREADS). Applied to the calling thread before each call, so two networks driven
   // from two threads can split the cores between them.

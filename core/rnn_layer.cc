@@ -79,8 +79,8 @@ dnnl_rnn_desc_t BackwardOpDesc(CellType cell, dnnl::rnn_direction direction, con
       .data;
 }
 
-void SetHandle(memory& mem, const float* data) {
-  if (mem) mem.set_data_handle(const_cast<float*>(data));
+void SetHandle(memory& mem, const void* data) {
+  if (mem) mem.set_data_handle(const_cast<void*>(data));
 }
 
 // The C API takes a flat argument array that the plan builds once; the C++ execute() would copy
@@ -136,13 +136,14 @@ struct RnnLayer::Plan {
 };
 
 RnnLayer::RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
-                   int64_t hidden_size, int64_t directions)
+                   int64_t hidden_size, int64_t directions, dnnl::memory::data_type compute_type)
     : engine_(engine),
       cell_(cell),
       index_(index),
       input_size_(input_size),
       hidden_size_(hidden_size),
-      directions_(directions) {
+      directions_(directions),
+      compute_type_(compute_type) {
   const int64_t gates = OneDnnWeightGates(cell_);
   user_weights_[kWeightsLayer] =
       memory(Desc({1, directions_, input_size_, gates, hidden_size_}, kF32, Tag::ldigo), engine_);
@@ -203,22 +204,29 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
   plan->pass = pass;
   const bool lstm = cell_ == CellType::kLstm;
   const int64_t gates = OneDnnWeightGates(cell_);
-  const auto sequence = [&](int64_t channels, SequenceLayout layout) {
-    return Desc({steps, batch, channels}, kF32,
+  const auto sequence = [&](int64_t channels, SequenceLayout layout, memory::data_type type) {
+    return Desc({steps, batch, channels}, type,
                 layout == SequenceLayout::kTnc ? Tag::tnc : Tag::ntc);
   };
-  const Desc iter({1, directions_, batch, hidden_size_}, kF32, Tag::ldnc);
-  ProblemDescs d;
-  d.src_layer = sequence(input_size_, src_layout);
-  d.src_iter = iter;
-  d.src_iter_c = lstm ? iter : Desc();
-  // `any` lets oneDNN choose the fastest weight layout for this primitive (blocked for brgemm).
-  d.weights_layer = Desc({1, directions_, input_size_, gates, hidden_size_}, kF32, Tag::any);
-  d.weights_iter = Desc({1, directions_, hidden_size_, gates, hidden_size_}, kF32, Tag::any);
-  d.bias = Desc({1, directions_, OneDnnBiasGates(cell_), hidden_size_}, kF32, Tag::any);
-  d.dst_layer = sequence(output_width(), dst_layout);
-  d.dst_iter = iter;
-  d.dst_iter_c = lstm ? iter : Desc();
+  const auto iter = [&](memory::data_type type) {
+    return Desc({1, directions_, batch, hidden_size_}, type, Tag::ldnc);
+  };
+  // The descriptors of one precision: `type` for data and weights, f32 for bias and cell state.
+  const auto problem = [&](memory::data_type type) {
+    ProblemDescs d;
+    d.src_layer = sequence(input_size_, src_layout, type);
+    d.src_iter = iter(type);
+    d.src_iter_c = lstm ? iter(kF32) : Desc();
+    // `any` lets oneDNN choose the fastest weight layout for this primitive (blocked for brgemm).
+    d.weights_layer = Desc({1, directions_, input_size_, gates, hidden_size_}, type, Tag::any);
+    d.weights_iter = Desc({1, directions_, hidden_size_, gates, hidden_size_}, type, Tag::any);
+    d.bias = Desc({1, directions_, OneDnnBiasGates(cell_), hidden_size_}, kF32, Tag::any);
+    d.dst_layer = sequence(output_width(), dst_layout, type);
+    d.dst_iter = iter(type);
+    d.dst_iter_c = lstm ? iter(kF32) : Desc();
+    return d;
+  };
+  const ProblemDescs d = problem(compute_type_);
 
   const auto direction = directions_ == 2 ? dnnl::rnn_direction::bidirectional_concat
                                           : dnnl::rnn_direction::unidirectional_left2right;
@@ -261,7 +269,7 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
     plan->workspace = memory(forward_pd.workspace_desc(), engine_);
     fargs[DNNL_ARG_WORKSPACE] = plan->workspace;
 
-    ProblemDescs g = d;  // gradients share the data layouts; weights stay `any`
+    const ProblemDescs g = problem(kF32);  // gradients: same layouts, always f32
     const dnnl_rnn_desc_t backward_op = BackwardOpDesc(cell_, direction, d, g);
     const dnnl::primitive_desc backward_pd(&backward_op, nullptr, engine_, forward_pd.get());
     plan->backward = dnnl::primitive(backward_pd.get());
@@ -301,7 +309,7 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
 }
 
 void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& io) {
-  const float* zeros = plan.zero_iter.data();
+  const void* zeros = plan.zero_iter.data();
   SetHandle(plan.src_layer, io.src_layer);
   SetHandle(plan.src_iter, io.src_iter ? io.src_iter : zeros);
   SetHandle(plan.src_iter_c, io.src_iter_c ? io.src_iter_c : zeros);
@@ -314,7 +322,7 @@ void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& i
 
 void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& forward_io,
                         const LayerBackwardIo& io) {
-  const float* zeros = plan.zero_iter.data();
+  const void* zeros = plan.zero_iter.data();
   SetHandle(plan.src_layer, forward_io.src_layer);
   SetHandle(plan.src_iter, forward_io.src_iter ? forward_io.src_iter : zeros);
   SetHandle(plan.src_iter_c, forward_io.src_iter_c ? forward_io.src_iter_c : zeros);

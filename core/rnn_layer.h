@@ -27,18 +27,20 @@ enum class SequenceLayout { kTnc, kNtc };
 enum class PassKind { kInference, kTraining };
 
 // Buffers of one forward execution. Null src_iter / src_iter_c mean zeros; null dst_iter /
-// dst_iter_c mean "not needed" (written to plan scratch).
+// dst_iter_c mean "not needed" (written to plan scratch). Layer inputs/outputs and hidden states
+// are in the layer's compute type (float or bfloat16 bits); the LSTM cell state is always float.
 struct LayerForwardIo {
-  const float* src_layer = nullptr;   // [T, N, in] or [N, T, in]
-  const float* src_iter = nullptr;    // [D, N, H]
+  const void* src_layer = nullptr;    // [T, N, in] or [N, T, in]
+  const void* src_iter = nullptr;     // [D, N, H]
   const float* src_iter_c = nullptr;  // [D, N, H], LSTM only
-  float* dst_layer = nullptr;         // [T, N, D*H] or [N, T, D*H]
-  float* dst_iter = nullptr;          // [D, N, H]
+  void* dst_layer = nullptr;          // [T, N, D*H] or [N, T, D*H]
+  void* dst_iter = nullptr;           // [D, N, H]
   float* dst_iter_c = nullptr;        // [D, N, H], LSTM only
 };
 
 // Buffers of one backward execution (after a training forward with the same LayerForwardIo).
 // Null diff_src_iter / diff_src_iter_c mean "not needed". Gradients of the final states are zero.
+// Gradients are float in both precisions (oneDNN 2.6 rejects bfloat16 gradients).
 struct LayerBackwardIo {
   const float* diff_dst_layer = nullptr;  // layout of dst_layer
   float* diff_src_layer = nullptr;        // layout of src_layer
@@ -48,8 +50,10 @@ struct LayerBackwardIo {
 
 class RnnLayer {
  public:
+  // `compute_type` is f32 or bf16: the type of weights, layer inputs/outputs and hidden states
+  // inside the primitives. Biases, the LSTM cell state and all gradients stay f32.
   RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
-           int64_t hidden_size, int64_t directions);
+           int64_t hidden_size, int64_t directions, dnnl::memory::data_type compute_type);
   ~RnnLayer();
   RnnLayer(const RnnLayer&) = delete;
   RnnLayer& operator=(const RnnLayer&) = delete;
@@ -90,6 +94,7 @@ class RnnLayer {
   const int64_t input_size_;
   const int64_t hidden_size_;
   const int64_t directions_;
+  const dnnl::memory::data_type compute_type_;
   // Weights in oneDNN's user layout: ldigo (layer), ldigo (iter), ldgo (bias).
   dnnl::memory user_weights_[3];
   uint64_t weights_version_ = 1;
