@@ -133,6 +133,9 @@ struct RnnLayer::Plan {
       diff_dst_iter_c;
   memory diff_weights[3];
   WeightSlot* backward_weights[3] = {};
+  // Gradients in the user layout, when the backward primitive chose another one.
+  memory export_targets[3];
+  dnnl::reorder export_reorders[3];
 };
 
 RnnLayer::RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
@@ -348,28 +351,36 @@ void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& 
 }
 
 void RnnLayer::ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* grads) {
-  // Bring each gradient into the user layout (ldigo / ldgo), then into PyTorch's.
-  std::vector<float> user_layout[3];
+  // Bring each gradient into the user layout (ldigo / ldgo), then into PyTorch's. The reference
+  // backward pass usually produces the user layout already; otherwise a cached reorder runs.
+  const float* user_layout[3];
   for (int kind = 0; kind < 3; ++kind) {
-    const Desc user_desc = user_weights_[kind].get_desc();
-    user_layout[kind].resize(user_desc.get_size() / sizeof(float));
-    memory target(user_desc, engine_, user_layout[kind].data());
-    dnnl::reorder(plan.diff_weights[kind], target).execute(stream, plan.diff_weights[kind], target);
+    const memory& diff = plan.diff_weights[kind];
+    if (diff.get_desc() == user_weights_[kind].get_desc()) {
+      user_layout[kind] = static_cast<const float*>(diff.get_data_handle());
+      continue;
+    }
+    if (!plan.export_targets[kind]) {
+      plan.export_targets[kind] = memory(user_weights_[kind].get_desc(), engine_);
+      plan.export_reorders[kind] = dnnl::reorder(diff, plan.export_targets[kind]);
+    }
+    plan.export_reorders[kind].execute(stream, diff, plan.export_targets[kind]);
+    user_layout[kind] = static_cast<const float*>(plan.export_targets[kind].get_data_handle());
   }
   stream.wait();
   const int64_t gates = OneDnnWeightGates(cell_);
   for (int64_t dir = 0; dir < directions_; ++dir) {
     const bool reverse = dir == 1;
     LdigoToPyTorchWeight(
-        cell_, user_layout[kWeightsLayer].data() + dir * input_size_ * gates * hidden_size_,
+        cell_, user_layout[kWeightsLayer] + dir * input_size_ * gates * hidden_size_,
         input_size_, hidden_size_,
         grads->at(RecurrentParameterName("weight_ih", index_, reverse)).data());
     LdigoToPyTorchWeight(
-        cell_, user_layout[kWeightsIter].data() + dir * hidden_size_ * gates * hidden_size_,
+        cell_, user_layout[kWeightsIter] + dir * hidden_size_ * gates * hidden_size_,
         hidden_size_, hidden_size_,
         grads->at(RecurrentParameterName("weight_hh", index_, reverse)).data());
     LdgoGradToPyTorchBiasGrads(
-        cell_, user_layout[kBias].data() + dir * OneDnnBiasGates(cell_) * hidden_size_,
+        cell_, user_layout[kBias] + dir * OneDnnBiasGates(cell_) * hidden_size_,
         hidden_size_, grads->at(RecurrentParameterName("bias_ih", index_, reverse)).data(),
         grads->at(RecurrentParameterName("bias_hh", index_, reverse)).data());
   }
