@@ -355,7 +355,7 @@ void RnnLayer::ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* g
   // backward pass usually produces the user layout already; otherwise a cached reorder runs.
   const float* user_layout[3];
   for (int kind = 0; kind < 3; ++kind) {
-    const memory& diff = plan.diff_weights[kind];
+    memory& diff = plan.diff_weights[kind];
     if (diff.get_desc() == user_weights_[kind].get_desc()) {
       user_layout[kind] = static_cast<const float*>(diff.get_data_handle());
       continue;
