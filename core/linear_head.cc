@@ -1,5 +1,7 @@
 #include "core/linear_head.h"
 
+#include <omp.h>
+
 #include "oneapi/dnnl/dnnl.h"
 
 namespace recurrent::core {
@@ -45,8 +47,14 @@ void LinearHeadBackward(const HeadShape& shape, const float* x, const float* wei
                         const float* dy, float* dx, float* weight_grad, float* bias_grad) {
   dnnl_sgemm('N', 'N', shape.rows, shape.in, shape.out, 1.0f, dy, shape.out, weight, shape.in, 0.0f,
              dx, shape.x_stride);
+  // This product sums over every row; a multi-threaded sgemm splits that sum by thread count,
+  // which would make gradients depend on it. One thread keeps them bit-identical on any count
+  // (the head is a sliver of the work).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   dnnl_sgemm('T', 'N', shape.out, shape.in, shape.rows, 1.0f, dy, shape.out, x, shape.x_stride,
              0.0f, weight_grad, shape.in);
+  omp_set_num_threads(threads);
   for (int64_t o = 0; o < shape.out; ++o) bias_grad[o] = 0.0f;
   for (int64_t r = 0; r < shape.rows; ++r) {
     const float* row = dy + r * shape.out;

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -13,6 +14,7 @@
 #include "core/loss.h"
 #include "core/rnn_layer.h"
 #include "core/status_macros.h"
+#include "core/thread_tuner.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace recurrent::core {
@@ -92,6 +94,8 @@ struct StepBuffers {
   std::vector<float> top;                       // bfloat16 mode: top output as float [B, H]
 };
 
+enum CallKind { kForwardCall, kTrainingCall, kStepCall };
+
 }  // namespace
 
 struct Network::Impl {
@@ -100,7 +104,9 @@ struct Network::Impl {
   ParameterSet params;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  bool bf16 = false;  // options.precision == Precision::kBfloat16
+  bool bf16 = false;                   // options.precision == Precision::kBfloat16
+  std::unique_ptr<ThreadTuner> tuner;  // null when options.num_threads fixes the count
+  int last_threads = 0;
   std::vector<std::unique_ptr<RnnLayer>> layers;
   std::vector<ActivationBuffer> inference_buffers;  // per layer [N, T, D*H], resized per call
   std::vector<float> inference_top;                 // top output as float when not returned
@@ -117,10 +123,6 @@ struct Network::Impl {
       if (layer->plan_count() > kMaxCachedShapes) layer->ClearPlans();
     }
     if (training_buffers.size() > kMaxCachedShapes) training_buffers.clear();
-  }
-
-  void ApplyThreads() const {
-    if (options.num_threads > 0) omp_set_num_threads(options.num_threads);
   }
 
   absl::Status ValidateInputs(const Tensor& inputs, const RecurrentState* initial) const {
@@ -271,6 +273,37 @@ struct Network::Impl {
   }
 };
 
+namespace {
+
+// Runs one engine call on the thread count the tuner (or the options) chose, and reports the
+// call's wall time back to the tuner.
+class ThreadScope {
+ public:
+  ThreadScope(ThreadTuner* tuner, int fixed_threads, int* last_threads, CallKind kind,
+              int64_t batch, int64_t steps)
+      : tuner_(tuner), key_(kind, batch, steps) {
+    threads_ = tuner_ != nullptr ? tuner_->ThreadsFor(key_) : fixed_threads;
+    *last_threads = threads_;
+    omp_set_num_threads(threads_);
+    start_ = std::chrono::steady_clock::now();
+  }
+  ~ThreadScope() {
+    if (tuner_ == nullptr) return;
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    tuner_->Record(key_, threads_, elapsed.count());
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  ThreadTuner* tuner_;
+  ThreadTuner::CallKey key_;
+  int threads_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
 Network::Network(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Network::~Network() = default;
 
@@ -283,6 +316,9 @@ absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
     impl->spec = spec;
     impl->options = options;
     impl->bf16 = options.precision == Precision::kBfloat16;
+    if (options.num_threads <= 0) {
+      impl->tuner = std::make_unique<ThreadTuner>(omp_get_max_threads());
+    }
     const auto compute_type =
         impl->bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
     for (int64_t layer = 0; layer < spec.num_layers; ++layer) {
@@ -309,6 +345,8 @@ absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
 
 const ModelSpec& Network::spec() const { return impl_->spec; }
 
+int Network::last_call_threads() const { return impl_->last_threads; }
+
 ParameterSet Network::GetParameters() const { return impl_->params; }
 
 absl::Status Network::SetParameters(const ParameterSet& params) {
@@ -333,7 +371,8 @@ absl::Status Network::Forward(const Tensor& inputs, const RecurrentState* initia
         "step_consistent needs a unidirectional model: a bidirectional one cannot be stepped");
   }
   try {
-    m.ApplyThreads();
+    const ThreadScope threads(m.tuner.get(), m.options.num_threads, &m.last_threads, kForwardCall,
+                              n, t);
     m.TrimCaches();
     result->outputs = Tensor(m.OutputShape(n, t));
     result->final_state.h = Tensor(state_shape);
@@ -407,7 +446,8 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
   const std::vector<int64_t> state_shape = {num_layers * spec.num_directions(), n,
                                             spec.hidden_size};
   try {
-    m.ApplyThreads();
+    const ThreadScope threads(m.tuner.get(), m.options.num_threads, &m.last_threads, kTrainingCall,
+                              n, t);
     m.TrimCaches();
     const bool bf16 = m.bf16;
     const int64_t hidden_floats = n * t * spec.top_width();
@@ -511,7 +551,8 @@ absl::Status Network::Step(const float* inputs, int64_t batch, float* const* sta
   const int64_t num_layers = spec.num_layers;
   const bool lstm = spec.has_cell_state();
   try {
-    m.ApplyThreads();
+    const ThreadScope threads(m.tuner.get(), m.options.num_threads, &m.last_threads, kStepCall,
+                              rows, 1);
     const bool bf16 = m.bf16;
     auto [it, inserted] = m.step_buffers.try_emplace(rows);
     StepBuffers& buffers = it->second;

@@ -82,9 +82,11 @@ enum class Precision {
 struct NetworkOptions {
   EngineLimits limits;
   Precision precision = Precision::kFloat32;
-  // OpenMP threads oneDNN may use for this network's calls; 0 keeps the process default
-  // (OMP_NUM_THREADS). Applied to the calling thread before each call, so two networks driven
-  // from two threads can split the cores between them.
+  // OpenMP threads for this network's calls, set on the calling thread before each call.
+  // 0 (the default): adaptive, between 1 and the process's OpenMP maximum (OMP_NUM_THREADS):
+  // each call shape runs on the count measured fastest for it, which keeps big calls from
+  // stalling when another process competes for the cores (core/thread_tuner.h). A positive
+  // value fixes the count. Results are bit-identical on any thread count.
   int num_threads = 0;
 };
 
@@ -99,6 +101,9 @@ class Network {
   Network& operator=(const Network&) = delete;
 
   const ModelSpec& spec() const;
+
+  // The OpenMP thread count the most recent call ran on (see NetworkOptions::num_threads).
+  int last_call_threads() const;
 
   // The current weights in PyTorch layout (a copy).
   ParameterSet GetParameters() const;

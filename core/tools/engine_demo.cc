@@ -12,7 +12,6 @@
 
 #include "core/artifact.h"
 #include "core/network.h"
-#include "core/process_threads.h"
 
 namespace {
 
@@ -69,7 +68,6 @@ int Fail(const std::string& what, const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  recurrent::core::EnsurePassiveOpenMpWait(argv);
   const std::string artifact_path = argc > 1 ? argv[1] : "recurrent-demo-model.rcnt";
   const std::vector<float> series = MakeSeries(7);
   const int train_end = kSeriesLength - kHeldOut;

@@ -1,0 +1,65 @@
+// Chooses how many OpenMP threads each kind of engine call runs on, by measuring.
+//
+// oneDNN splits a primitive's work evenly over its OpenMP threads. When another process competes
+// for one of the cores, the thread sharing that core finishes last and the others wait for it, so
+// a 2-thread call can take longer than the same call on 1 thread (measured here: 2.5-3.4x the
+// quiet 2-thread time beside one busy process, against 1.9x on 1 thread). No static setting wins
+// everywhere: waiting passively makes small streaming steps 4x slower on a quiet machine, and a
+// short spin makes them 5x slower under contention. So the engine measures: each call shape
+// keeps running on the thread count that has been fastest for it, and now and then probes a
+// neighbour (half or twice as many threads) to follow changes in the machine's load.
+//
+// Changing the thread count does not change results: the engine's kernels give the same bits on
+// any thread count (the one reduction whose split depended on it, the head's weight gradient, runs
+// on one thread; tests/core/thread_count_test.cc checks this).
+//
+// Not thread-safe: one tuner per Network.
+#ifndef RECURRENT_CORE_THREAD_TUNER_H_
+#define RECURRENT_CORE_THREAD_TUNER_H_
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace recurrent::core {
+
+class ThreadTuner {
+ public:
+  // (kind of call, batch, steps): calls with equal keys do the same work.
+  using CallKey = std::tuple<int, int64_t, int64_t>;
+
+  // Tunes within [1, max_threads]; with max_threads == 1 it always answers 1.
+  explicit ThreadTuner(int max_threads);
+
+  // The thread count the next call with `key` should run on.
+  int ThreadsFor(const CallKey& key);
+  // Reports that a call with `key` ran on `threads` threads for `seconds` of wall time.
+  void Record(const CallKey& key, int threads, double seconds);
+
+  int max_threads() const { return max_threads_; }
+
+ private:
+  struct State {
+    int threads;                       // the current choice
+    double seconds = 0.0;              // running average at `threads` (0 = none yet)
+    bool warmed_up = false;            // the first call builds primitives: not a timing
+    int calls_until_probe;             // calls left before the next probe
+    int probe_interval;                // grows while probes fail, resets after a switch
+    double seconds_since_probe = 0.0;  // time at the current count since the last probe
+    double probe_seconds;              // the time-based probe interval, same policy
+    int probe_threads = 0;             // thread count being probed (0 = no probe running)
+    int probe_calls_left = 0;
+    double probe_best = 0.0;
+    bool probe_down_next = true;  // alternate probing fewer and more threads
+  };
+
+  State& StateFor(const CallKey& key);
+  void StartProbe(State& state) const;
+
+  const int max_threads_;
+  std::map<CallKey, State> states_;
+};
+
+}  // namespace recurrent::core
+
+#endif  // RECURRENT_CORE_THREAD_TUNER_H_

@@ -1,0 +1,103 @@
+#include "core/thread_tuner.h"
+
+#include "gtest/gtest.h"
+
+namespace recurrent::core {
+namespace {
+
+// Simulates `calls` calls whose wall time is given by `seconds_for(threads)`.
+template <typename Timing>
+void Drive(ThreadTuner& tuner, const ThreadTuner::CallKey& key, int calls, Timing seconds_for) {
+  for (int i = 0; i < calls; ++i) {
+    const int threads = tuner.ThreadsFor(key);
+    tuner.Record(key, threads, seconds_for(threads));
+  }
+}
+
+const ThreadTuner::CallKey kKey{0, 64, 50};
+
+TEST(ThreadTunerTest, StartsOnAllThreads) {
+  ThreadTuner tuner(4);
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 4);
+}
+
+TEST(ThreadTunerTest, KeepsAllThreadsWhenTheyScale) {
+  ThreadTuner tuner(2);
+  Drive(tuner, kKey, 2000, [](int threads) { return 1.0 / threads; });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+}
+
+TEST(ThreadTunerTest, MovesToFewerThreadsWhenContentionMakesThemFaster) {
+  ThreadTuner tuner(2);
+  // Beside a busy process: 2 threads take 3x the quiet time, 1 thread 2x.
+  Drive(tuner, kKey, 200, [](int threads) { return threads == 2 ? 3.0 : 2.0; });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+}
+
+TEST(ThreadTunerTest, ReactsWithinSecondsForLongCalls) {
+  ThreadTuner tuner(2);
+  // Half-second training steps: waiting for 32 calls would take too long.
+  Drive(tuner, kKey, 10, [](int threads) { return threads == 2 ? 1.5 : 1.0; });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+}
+
+TEST(ThreadTunerTest, ReturnsToMoreThreadsWhenTheContentionEnds) {
+  ThreadTuner tuner(2);
+  Drive(tuner, kKey, 200, [](int threads) { return threads == 2 ? 3.0 : 2.0; });
+  ASSERT_EQ(tuner.ThreadsFor(kKey), 1);
+  Drive(tuner, kKey, 2000, [](int threads) { return 2.0 / threads; });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+}
+
+TEST(ThreadTunerTest, IgnoresGainsWithinTheNoiseMargin) {
+  ThreadTuner tuner(2);
+  Drive(tuner, kKey, 2000, [](int threads) { return threads == 2 ? 1.0 : 0.95; });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+}
+
+TEST(ThreadTunerTest, IgnoresTheFirstCallWhichBuildsPrimitives) {
+  ThreadTuner tuner(2);
+  bool first = true;
+  // The first call is slow for a reason unrelated to threads; afterwards 2 threads are fastest.
+  Drive(tuner, kKey, 500, [&first](int threads) {
+    const double seconds = first ? 100.0 : 1.0 / threads;
+    first = false;
+    return seconds;
+  });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+}
+
+TEST(ThreadTunerTest, TunesEachCallShapeSeparately) {
+  ThreadTuner tuner(2);
+  const ThreadTuner::CallKey small{2, 1, 1};
+  for (int i = 0; i < 300; ++i) {
+    const int big_threads = tuner.ThreadsFor(kKey);
+    tuner.Record(kKey, big_threads, big_threads == 2 ? 3.0 : 2.0);
+    const int small_threads = tuner.ThreadsFor(small);
+    tuner.Record(small, small_threads, small_threads == 2 ? 1.0 : 1.6);
+  }
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+  EXPECT_EQ(tuner.ThreadsFor(small), 2);
+}
+
+TEST(ThreadTunerTest, ProbesCostLittleWhenTheyFail) {
+  ThreadTuner tuner(2);
+  int single_thread_calls = 0;
+  Drive(tuner, kKey, 5000, [&](int threads) {
+    single_thread_calls += threads == 1;
+    return 1.0 / threads;
+  });
+  // Probes back off while they keep failing: well under 2% of calls run on the slower count.
+  EXPECT_LT(single_thread_calls, 5000 / 50);
+}
+
+TEST(ThreadTunerTest, SingleThreadMaximumNeverProbes) {
+  ThreadTuner tuner(1);
+  Drive(tuner, kKey, 100, [](int threads) {
+    EXPECT_EQ(threads, 1);
+    return 1.0;
+  });
+}
+
+}  // namespace
+}  // namespace recurrent::core
