@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -75,8 +76,9 @@ constexpr ShapeDims kStepShape = {1, 1, 8, 256, 2, 1};  // n is replaced by the 
 
 struct Case {
   std::string name;
-  std::string kind;  // "sgemm", "infer", "train", "step"
-  std::string cell;  // "lstm", "gru"; empty for sgemm
+  std::string kind;   // "sgemm", "infer", "train", "step"
+  std::string cell;   // "lstm", "gru"; empty for sgemm
+  bool bf16 = false;  // "_bf16" suffix: NetworkOptions::precision = kBfloat16
   ShapeDims dims{};
 };
 
@@ -87,7 +89,11 @@ bool ParseCase(const std::string& name, Case* c) {
     c->dims = {2048, 1, 2048, 2048, 0, 0};  // M = n, K = i, N = h
     return true;
   }
-  const std::vector<std::string> parts = absl::StrSplit(name, '_');
+  std::vector<std::string> parts = absl::StrSplit(name, '_');
+  if (parts.size() == 4 && parts[3] == "bf16") {
+    c->bf16 = true;
+    parts.pop_back();
+  }
   if (parts.size() != 3 || (parts[2] != "lstm" && parts[2] != "gru")) return false;
   c->kind = parts[0];
   c->cell = parts[2];
@@ -207,6 +213,33 @@ Timing RunSgemm(const Case& c) {
   });
 }
 
+// Facts about the last network case beyond its timing, for the JSON record.
+struct NetworkFacts {
+  int engine_threads = 0;          // thread count the engine's tuner settled on (last call)
+  double rel_error_vs_f32 = -1.0;  // bf16 cases: ||out_bf16 - out_f32|| / ||out_f32||
+};
+NetworkFacts g_facts;
+
+// Norm-wise relative error of a bfloat16 network's outputs against float32 with the same weights.
+double Bfloat16OutputError(const core::ModelSpec& spec, const core::Tensor& inputs) {
+  const core::ParameterSet params = core::InitParameters(spec, /*seed=*/7);
+  core::NetworkOptions options;
+  options.precision = core::Precision::kBfloat16;
+  auto f32 = core::Network::Create(spec, params);
+  auto bf16 = core::Network::Create(spec, params, options);
+  core::ForwardResult expected, actual;
+  if (!f32.ok() || !bf16.ok() || !(*f32)->Forward(inputs, nullptr, &expected).ok() ||
+      !(*bf16)->Forward(inputs, nullptr, &actual).ok()) {
+    return -1.0;
+  }
+  double diff = 0.0, norm = 0.0;
+  for (int64_t i = 0; i < expected.outputs.size(); ++i) {
+    diff += std::pow(double{actual.outputs.values[i]} - expected.outputs.values[i], 2);
+    norm += std::pow(double{expected.outputs.values[i]}, 2);
+  }
+  return std::sqrt(diff / norm);
+}
+
 Timing RunNetwork(const Case& c) {
   const ShapeDims& d = c.dims;
   core::ModelSpec spec;
@@ -217,10 +250,22 @@ Timing RunNetwork(const Case& c) {
   spec.head = core::HeadMode::kPerStep;
   spec.output_size = d.o;
   spec.loss = core::LossType::kMse;
+  core::NetworkOptions options;
+  if (c.bf16) options.precision = core::Precision::kBfloat16;
   absl::StatusOr<std::unique_ptr<core::Network>> created =
-      core::Network::Create(spec, core::InitParameters(spec, /*seed=*/7));
+      core::Network::Create(spec, core::InitParameters(spec, /*seed=*/7), options);
   if (!created.ok()) Fail(c.name, created.status().ToString());
   core::Network& network = **created;
+  g_facts = {};
+  if (c.bf16) {
+    g_facts.rel_error_vs_f32 = Bfloat16OutputError(
+        spec, core::Tensor({d.n, std::max<int64_t>(d.t, 1), d.i},
+                           RandomValues(d.n * std::max<int64_t>(d.t, 1) * d.i, 3)));
+  }
+  struct RecordThreads {
+    core::Network& network;
+    ~RecordThreads() { g_facts.engine_threads = network.last_call_threads(); }
+  } record_threads{network};
 
   if (c.kind == "step") {
     const int64_t state_size = network.step_state_size();
@@ -274,11 +319,14 @@ int Main(int argc, char** argv) {
         "{\"impl\": \"engine\", \"case\": \"%s\", \"kind\": \"%s\", \"cell\": \"%s\", "
         "\"N\": %lld, \"T\": %lld, \"I\": %lld, \"H\": %lld, \"L\": %lld, \"O\": %lld, "
         "\"threads\": %d, \"iters\": %zu, \"median_s\": %.9g, \"min_s\": %.9g, \"p90_s\": %.9g, "
-        "\"flops\": %.6g, \"gflops\": %.4g}\n",
+        "\"flops\": %.6g, \"gflops\": %.4g, \"precision\": \"%s\", \"engine_threads\": %d, "
+        "\"rel_error_vs_f32\": %.4g}\n",
         c.name.c_str(), c.kind.c_str(), c.cell.c_str(), static_cast<long long>(d.n),
         static_cast<long long>(d.t), static_cast<long long>(d.i), static_cast<long long>(d.h),
         static_cast<long long>(d.l), static_cast<long long>(d.o), threads, timing.seconds.size(),
-        median, timing.seconds.front(), timing.Percentile(0.9), flops, flops / median / 1e9);
+        median, timing.seconds.front(), timing.Percentile(0.9), flops, flops / median / 1e9,
+        c.bf16 ? "bf16" : "f32", c.kind == "sgemm" ? 0 : g_facts.engine_threads,
+        g_facts.rel_error_vs_f32);
     std::fflush(stdout);
   }
   return 0;

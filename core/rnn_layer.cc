@@ -230,11 +230,11 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
     return d;
   };
   ProblemDescs d = problem(compute_type_);
-  if (pass == PassKind::kInference && steps > 1) {
+  if (pass == PassKind::kInference && steps > 1 && compute_type_ == kF32) {
     // Plain ldigo weights steer oneDNN 2.6 to its GEMM-based RNN driver instead of brgemm (which
-    // needs blocked weights). Measured here over whole sequences: equal at N=32 T=100 H=128, and
-    // 1.2-1.4x faster at N=64 T=50 H=512; the one-step streaming path keeps brgemm, which is best
-    // there. A bonus: whole-sequence inference then runs the same kernels as training.
+    // needs blocked weights). Measured here over whole float32 sequences: equal at N=32 T=100
+    // H=128, and 1.2-1.4x faster at N=64 T=50 H=512; the one-step streaming path keeps brgemm,
+    // which is best there, and so does bfloat16, where brgemm is the fast path.
     d.weights_layer =
         Desc({1, directions_, input_size_, gates, hidden_size_}, compute_type_, Tag::ldigo);
     d.weights_iter =
