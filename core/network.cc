@@ -219,24 +219,23 @@ struct Network::Impl {
     std::vector<float*> stream_states(n);
     for (int64_t i = 0; i < n; ++i) stream_states[i] = states.data() + i * state_size;
     // [L, N, H] state tensors <-> per-stream blocks [h of L layers, c of L layers].
-    const auto transfer = [&](bool to_streams, Tensor* h, Tensor* c) {
+    const auto stream_row = [&](int64_t stream, int kind, int64_t layer) {
+      return stream_states[stream] + (kind * num_layers + layer) * hidden;
+    };
+    const auto tensor_offset = [&](int64_t stream, int64_t layer) {
+      return (layer * n + stream) * hidden;
+    };
+    if (initial != nullptr) {
       for (int64_t l = 0; l < num_layers; ++l) {
         for (int64_t i = 0; i < n; ++i) {
-          float* block = stream_states[i];
-          for (int k = 0; k < (lstm ? 2 : 1); ++k) {
-            float* tensor_row = (k == 0 ? h : c)->data() + (l * n + i) * hidden;
-            float* stream_row = block + (k * num_layers + l) * hidden;
-            if (to_streams) {
-              std::memcpy(stream_row, tensor_row, sizeof(float) * hidden);
-            } else {
-              std::memcpy(tensor_row, stream_row, sizeof(float) * hidden);
-            }
+          std::memcpy(stream_row(i, 0, l), initial->h.data() + tensor_offset(i, l),
+                      sizeof(float) * hidden);
+          if (lstm) {
+            std::memcpy(stream_row(i, 1, l), initial->c.data() + tensor_offset(i, l),
+                        sizeof(float) * hidden);
           }
         }
       }
-    };
-    if (initial != nullptr) {
-      transfer(true, const_cast<Tensor*>(&initial->h), const_cast<Tensor*>(&initial->c));
     }
     if (options.want_hidden) result->hidden = Tensor({n, t, hidden});
     std::vector<float> step_inputs(n * in), step_outputs(n * out);
@@ -261,7 +260,16 @@ struct Network::Impl {
         }
       }
     }
-    transfer(false, &result->final_state.h, &result->final_state.c);
+    for (int64_t l = 0; l < num_layers; ++l) {
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(result->final_state.h.data() + tensor_offset(i, l), stream_row(i, 0, l),
+                    sizeof(float) * hidden);
+        if (lstm) {
+          std::memcpy(result->final_state.c.data() + tensor_offset(i, l), stream_row(i, 1, l),
+                      sizeof(float) * hidden);
+        }
+      }
+    }
     return absl::OkStatus();
   }
 

@@ -1,5 +1,7 @@
 #include "core/rnn_layer.h"
 
+#include <omp.h>
+
 #include <cstring>
 #include <unordered_map>
 
@@ -200,7 +202,7 @@ void RnnLayer::ClearPlans() { plans_.clear(); }
 
 RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
                                   SequenceLayout src_layout, SequenceLayout dst_layout) {
-  const PlanKey key{pass, batch, steps, src_layout, dst_layout};
+  const PlanKey key{pass, batch, steps, src_layout, dst_layout, omp_get_max_threads()};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
 
   auto plan = std::make_unique<Plan>();

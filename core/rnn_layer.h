@@ -66,7 +66,8 @@ class RnnLayer {
   void LoadWeights(const ParameterSet& params);
 
   struct Plan;
-  // The cached plan for this shape, built on first use.
+  // The cached plan for this shape and the calling thread's OpenMP thread count, built on first
+  // use.
   Plan& GetPlan(PassKind pass, int64_t batch, int64_t steps, SequenceLayout src_layout,
                 SequenceLayout dst_layout);
   // Number of cached plans; ClearPlans() drops them all (bounding memory across many shapes).
@@ -82,7 +83,9 @@ class RnnLayer {
 
  private:
   struct WeightSlot;
-  using PlanKey = std::tuple<PassKind, int64_t, int64_t, SequenceLayout, SequenceLayout>;
+  // The OpenMP thread count is part of the key: some oneDNN implementations (brgemm) fix their
+  // parallel split when the primitive is built, so a plan serves only the count it was built on.
+  using PlanKey = std::tuple<PassKind, int64_t, int64_t, SequenceLayout, SequenceLayout, int>;
 
   // A copy of the weights in layout `desc`, reordered from the user layout when stale.
   WeightSlot* SlotFor(int which, const dnnl::memory::desc& desc);

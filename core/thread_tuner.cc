@@ -47,23 +47,30 @@ void ThreadTuner::StartProbe(State& state) const {
   state.probe_down_next = !state.probe_down_next;
   if (candidate == state.threads) return;
   state.probe_threads = candidate;
-  state.probe_calls_left = state.seconds >= kLongCallSeconds ? 1 : kProbeCalls;
+  state.probe_calls_left = state.window_best >= kLongCallSeconds ? 1 : kProbeCalls;
   state.probe_best = 0.0;
+}
+
+bool ThreadTuner::WarmUp(State& state, int threads) {
+  // Primitives are built per thread count, so the first call on each count is not a timing.
+  const uint64_t bit = threads < 64 ? uint64_t{1} << threads : 0;
+  if (bit == 0 || (state.warmed_counts & bit) != 0) return false;
+  state.warmed_counts |= bit;
+  return true;
 }
 
 void ThreadTuner::Record(const CallKey& key, int threads, double seconds) {
   if (max_threads_ == 1) return;
   State& state = StateFor(key);
-  if (!state.warmed_up) {
-    state.warmed_up = true;
-    return;
-  }
+  if (WarmUp(state, threads)) return;
   if (state.probe_threads != 0 && threads == state.probe_threads) {
     state.probe_best = state.probe_best == 0.0 ? seconds : std::min(state.probe_best, seconds);
     if (--state.probe_calls_left > 0) return;
-    if (state.probe_best < kSwitchMargin * state.seconds) {
+    // Best against best: a single slow call (a page fault, a noisy neighbour's burst) on either
+    // side does not decide.
+    const bool switch_count = state.probe_best < kSwitchMargin * state.window_best;
+    if (switch_count) {
       state.threads = state.probe_threads;
-      state.seconds = state.probe_best;
       state.probe_interval = kFirstProbeInterval;
       state.probe_seconds = kFirstProbeSeconds;
     } else {
@@ -71,14 +78,13 @@ void ThreadTuner::Record(const CallKey& key, int threads, double seconds) {
       state.probe_seconds = std::min(kMaxProbeSeconds, state.probe_seconds * 2);
     }
     state.probe_threads = 0;
+    state.window_best = switch_count ? state.probe_best : 0.0;
     state.calls_until_probe = state.probe_interval;
     state.seconds_since_probe = 0.0;
     return;
   }
   if (threads != state.threads) return;  // a stale report
-  state.seconds = state.seconds == 0.0
-                      ? seconds
-                      : (1.0 - kAverageWeight) * state.seconds + kAverageWeight * seconds;
+  state.window_best = state.window_best == 0.0 ? seconds : std::min(state.window_best, seconds);
   state.seconds_since_probe += seconds;
   if (--state.calls_until_probe <= 0 || state.seconds_since_probe >= state.probe_seconds) {
     StartProbe(state);

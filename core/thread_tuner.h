@@ -7,7 +7,8 @@
 // everywhere: waiting passively makes small streaming steps 4x slower on a quiet machine, and a
 // short spin makes them 5x slower under contention. So the engine measures: each call shape
 // keeps running on the thread count that has been fastest for it, and now and then probes a
-// neighbour (half or twice as many threads) to follow changes in the machine's load.
+// neighbour (half or twice as many threads) to follow changes in the machine's load. The probe's
+// best call must beat the best call at the current count since the last probe by 10%.
 //
 // Changing the thread count does not change results: the engine's kernels give the same bits on
 // any thread count (the one reduction whose split depended on it, the head's weight gradient, runs
@@ -41,8 +42,8 @@ class ThreadTuner {
  private:
   struct State {
     int threads;                       // the current choice
-    double seconds = 0.0;              // running average at `threads` (0 = none yet)
-    bool warmed_up = false;            // the first call builds primitives: not a timing
+    double window_best = 0.0;          // fastest call at `threads` since the last probe (0: none)
+    uint64_t warmed_counts = 0;        // bit t: a call ran on t threads (its primitives exist)
     int calls_until_probe;             // calls left before the next probe
     int probe_interval;                // grows while probes fail, resets after a switch
     double seconds_since_probe = 0.0;  // time at the current count since the last probe
@@ -55,6 +56,8 @@ class ThreadTuner {
 
   State& StateFor(const CallKey& key);
   void StartProbe(State& state) const;
+  // True (and marks it) if this is the first call of `state` on `threads`.
+  static bool WarmUp(State& state, int threads);
 
   const int max_threads_;
   std::map<CallKey, State> states_;

@@ -67,6 +67,30 @@ TEST(ThreadTunerTest, IgnoresTheFirstCallWhichBuildsPrimitives) {
   EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
 }
 
+TEST(ThreadTunerTest, IgnoresTheFirstCallOnEachThreadCount) {
+  ThreadTuner tuner(2);
+  bool first_single_thread_call = true;
+  // Beside a busy process: 1 thread is faster, but its first call builds primitives.
+  Drive(tuner, kKey, 300, [&](int threads) {
+    if (threads == 2) return 3.0;
+    const double seconds = first_single_thread_call ? 100.0 : 2.0;
+    first_single_thread_call = false;
+    return seconds;
+  });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+}
+
+TEST(ThreadTunerTest, OneSlowCallDoesNotDecide) {
+  ThreadTuner tuner(2);
+  int call = 0;
+  // Quiet machine, 2 threads twice as fast, but every 10th call stalls (a page-fault storm).
+  Drive(tuner, kKey, 3000, [&call](int threads) {
+    const double stall = (++call % 10 == 0) ? 5.0 : 1.0;
+    return stall / threads;
+  });
+  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+}
+
 TEST(ThreadTunerTest, TunesEachCallShapeSeparately) {
   ThreadTuner tuner(2);
   const ThreadTuner::CallKey small{2, 1, 1};
