@@ -1,6 +1,6 @@
 // engine_bench: times the engine (core/network.h) on the benchmark shapes and oneDNN's sgemm on
 // 2048^3, one JSON object per line on stdout. bench/torch_bench.py measures the same cases in
-// PyTorch; bench/run_engine_bench.sh runs both and prints the comparison (docs/benchmarks.md).
+// PyTorch; bench/run_engine_bench.py runs both and prints the comparison (docs/benchmarks.md).
 //
 //   OMP_NUM_THREADS=1 build/bin/engine_bench --cases=sgemm,train_b_lstm,step_1_lstm
 //
@@ -19,7 +19,9 @@
 //
 // Each case runs warm-up iterations, then timed iterations (each timed on its own) until both
 // --min_iters and --min_seconds are reached; it reports the median, min and p90 of the iterations.
-// The thread count is OpenMP's (OMP_NUM_THREADS, or --threads).
+// The thread count is OpenMP's (OMP_NUM_THREADS, or --threads); the engine picks between 1 and it
+// per call shape (core/thread_tuner.h) unless --fixed_threads fixes it. Records carry the count the
+// last call ran on ("engine_threads").
 #include <omp.h>
 
 #include <algorithm>
@@ -47,6 +49,9 @@ ABSL_FLAG(std::string, cases,
           "sgemm,infer_a_lstm,train_a_lstm,infer_b_lstm,train_b_lstm,step_1_lstm,step_64_lstm",
           "Comma-separated cases to run (see the file comment).");
 ABSL_FLAG(int, threads, 0, "OpenMP threads; 0 keeps OMP_NUM_THREADS / the OpenMP default.");
+ABSL_FLAG(int, fixed_threads, 0,
+          "NetworkOptions::num_threads of the timed networks: 0 = the engine's adaptive thread "
+          "count (core/thread_tuner.h), N > 0 = always N threads.");
 ABSL_FLAG(int, warmup_iters, 2, "Untimed iterations before timing (at least).");
 ABSL_FLAG(double, warmup_seconds, 0.3, "Keep warming up until this much time has passed.");
 ABSL_FLAG(int, min_iters, 5, "Timed iterations per case (at least).");
@@ -57,8 +62,10 @@ ABSL_FLAG(double, max_seconds, 60.0,
           "bounds runs under CPU contention.");
 ABSL_FLAG(bool, markers, false,
           "Print 'bench_marker,<case>,<iteration>' before and 'bench_time,<case>,<iteration>,"
-          "<seconds>' after every timed iteration, so that ONEDNN_VERBOSE output can be "
-          "attributed to iterations.");
+          "<seconds>,<engine threads>' after every timed iteration, so that ONEDNN_VERBOSE "
+          "output can be attributed to iterations (engine threads: the thread count the call "
+          "ran on, 0 for sgemm). Warm-up iterations are not marked: with --warmup_iters=0 "
+          "--warmup_seconds=0 every call is.");
 
 namespace recurrent::bench {
 namespace {
@@ -155,6 +162,9 @@ std::vector<float> RandomValues(int64_t count, uint32_t seed) {
   std::exit(1);
 }
 
+// The network being timed, for the per-iteration markers; null for sgemm.
+const core::Network* g_network = nullptr;
+
 struct Timing {
   std::vector<double> seconds;  // timed iterations, sorted
   double Percentile(double p) const {
@@ -192,8 +202,8 @@ Timing TimeIterations(const Case& c, const std::function<absl::Status()>& body) 
     if (const absl::Status status = body(); !status.ok()) Fail(c.name, status.ToString());
     timing.seconds.push_back(elapsed_since(t0));
     if (markers) {
-      std::printf("bench_time,%s,%lld,%.9g\n", c.name.c_str(), static_cast<long long>(done),
-                  timing.seconds.back());
+      std::printf("bench_time,%s,%lld,%.9g,%d\n", c.name.c_str(), static_cast<long long>(done),
+                  timing.seconds.back(), g_network != nullptr ? g_network->last_call_threads() : 0);
     }
   }
   std::sort(timing.seconds.begin(), timing.seconds.end());
@@ -252,6 +262,7 @@ Timing RunNetwork(const Case& c) {
   spec.loss = core::LossType::kMse;
   core::NetworkOptions options;
   if (c.bf16) options.precision = core::Precision::kBfloat16;
+  options.num_threads = absl::GetFlag(FLAGS_fixed_threads);
   absl::StatusOr<std::unique_ptr<core::Network>> created =
       core::Network::Create(spec, core::InitParameters(spec, /*seed=*/7), options);
   if (!created.ok()) Fail(c.name, created.status().ToString());
@@ -262,9 +273,13 @@ Timing RunNetwork(const Case& c) {
         spec, core::Tensor({d.n, std::max<int64_t>(d.t, 1), d.i},
                            RandomValues(d.n * std::max<int64_t>(d.t, 1) * d.i, 3)));
   }
+  g_network = &network;
   struct RecordThreads {
     core::Network& network;
-    ~RecordThreads() { g_facts.engine_threads = network.last_call_threads(); }
+    ~RecordThreads() {
+      g_facts.engine_threads = network.last_call_threads();
+      g_network = nullptr;
+    }
   } record_threads{network};
 
   if (c.kind == "step") {
@@ -301,9 +316,11 @@ int Main(int argc, char** argv) {
   const dnnl_version_t* version = dnnl_version();
   std::printf(
       "{\"impl\": \"engine\", \"info\": true, \"threads\": %d, \"onednn\": \"%d.%d.%d\", "
-      "\"OMP_NUM_THREADS\": \"%s\", \"OMP_WAIT_POLICY\": \"%s\", \"GOMP_SPINCOUNT\": \"%s\"}\n",
+      "\"OMP_NUM_THREADS\": \"%s\", \"OMP_WAIT_POLICY\": \"%s\", \"GOMP_SPINCOUNT\": \"%s\", "
+      "\"fixed_threads\": %d}\n",
       threads, version->major, version->minor, version->patch, EnvOr("OMP_NUM_THREADS", ""),
-      EnvOr("OMP_WAIT_POLICY", ""), EnvOr("GOMP_SPINCOUNT", ""));
+      EnvOr("OMP_WAIT_POLICY", ""), EnvOr("GOMP_SPINCOUNT", ""),
+      absl::GetFlag(FLAGS_fixed_threads));
   std::fflush(stdout);
 
   const std::vector<std::string> names =

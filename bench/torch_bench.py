@@ -111,6 +111,9 @@ def time_iterations(body, args):
         t0 = time.perf_counter()
         body()
         seconds.append(time.perf_counter() - t0)
+        if args.markers:
+            print(f"bench_time,{args.current_case},{done},{seconds[-1]:.9g},"
+                  f"{torch.get_num_threads()}")
     return sorted(seconds)
 
 
@@ -194,6 +197,9 @@ def main():
     parser.add_argument("--min_seconds", type=float, default=1.0)
     parser.add_argument("--max_iters", type=int, default=20000)
     parser.add_argument("--max_seconds", type=float, default=60.0)
+    parser.add_argument("--markers", action="store_true",
+                        help="print 'bench_time,<case>,<iteration>,<seconds>,<threads>' after "
+                        "every timed iteration (as engine_bench --markers does)")
     args = parser.parse_args()
 
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "0"))
@@ -211,6 +217,7 @@ def main():
     for name in [c for c in args.cases.split(",") if c]:
         kind, cell, dims = parse_case(name)
         body, flops = make_body(name, kind, cell, dims)
+        args.current_case = name
         seconds = time_iterations(body, args)
         median = percentile(seconds, 0.5)
         n, t, i, h, layers, o = dims
