@@ -323,7 +323,9 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
   return result;
 }
 
-void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& io) {
+// Points the plan's forward memories at the caller's buffers (zeros / sinks where absent); the
+// backward pass reads the same buffers.
+static void BindForwardIo(RnnLayer::Plan& plan, const LayerForwardIo& io) {
   const void* zeros = plan.zero_iter.data();
   SetHandle(plan.src_layer, io.src_layer);
   SetHandle(plan.src_iter, io.src_iter ? io.src_iter : zeros);
@@ -331,20 +333,18 @@ void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& i
   SetHandle(plan.dst_layer, io.dst_layer);
   SetHandle(plan.dst_iter, io.dst_iter ? io.dst_iter : plan.sink_iter.data());
   SetHandle(plan.dst_iter_c, io.dst_iter_c ? io.dst_iter_c : plan.sink_iter_c.data());
+}
+
+void RnnLayer::Forward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& io) {
+  BindForwardIo(plan, io);
   for (WeightSlot* slot : plan.forward_weights) Refresh(slot, stream);
   Execute(plan.forward, stream, plan.forward_exec_args);
 }
 
 void RnnLayer::Backward(Plan& plan, dnnl::stream& stream, const LayerForwardIo& forward_io,
                         const LayerBackwardIo& io) {
+  BindForwardIo(plan, forward_io);
   const void* zeros = plan.zero_iter.data();
-  SetHandle(plan.src_layer, forward_io.src_layer);
-  SetHandle(plan.src_iter, forward_io.src_iter ? forward_io.src_iter : zeros);
-  SetHandle(plan.src_iter_c, forward_io.src_iter_c ? forward_io.src_iter_c : zeros);
-  SetHandle(plan.dst_layer, forward_io.dst_layer);
-  SetHandle(plan.dst_iter, forward_io.dst_iter ? forward_io.dst_iter : plan.sink_iter.data());
-  SetHandle(plan.dst_iter_c,
-            forward_io.dst_iter_c ? forward_io.dst_iter_c : plan.sink_iter_c.data());
   if (io.diff_src_layer == nullptr && plan.sink_diff_layer.empty()) {
     plan.sink_diff_layer.resize(plan.diff_src_layer.get_desc().get_size() / sizeof(float));
   }
