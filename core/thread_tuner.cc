@@ -5,18 +5,23 @@
 namespace recurrent::core {
 namespace {
 
-// A probe is due after this many calls or this much time at the current count, whichever comes
-// first; probes that keep failing back off (doubling) to the maxima.
+// A probe is due after this many calls (once min_window_seconds have passed, so that the
+// current count's mean spans many time slices) or this much time at the current count, whichever
+// comes first; probes that keep failing back off (doubling) to the maxima.
 constexpr int kFirstProbeInterval = 32;
 constexpr int kMaxProbeInterval = 512;
 constexpr double kFirstProbeSeconds = 2.0;
 constexpr double kMaxProbeSeconds = 60.0;
-// A probe's time is the best of this many calls; one suffices for long calls, whose timings vary
-// less and whose probes cost the most.
-constexpr int kProbeCalls = 2;
-constexpr double kLongCallSeconds = 0.05;
-constexpr double kSwitchMargin = 0.9;   // switch only for a clear (>10%) gain: timings are noisy
-constexpr double kAverageWeight = 0.2;  // weight of the newest call in the running average
+constexpr double kFirstMinWindowSeconds = 0.1;
+constexpr double kMaxMinWindowSeconds = 2.0;
+// A probe lasts at least this many calls and this much time: a few scheduler time slices (~4 ms
+// here), so that it meets the stalls a neighbour causes as often as the current count does.
+constexpr int kMinProbeCalls = 2;
+constexpr double kMinProbeSeconds = 0.02;
+// The first call after a thread-count change pays for resizing the OpenMP team; calls shorter
+// than this skip it, longer ones do not notice it.
+constexpr double kLongCallSeconds = 0.005;
+constexpr double kSwitchMargin = 0.9;  // switch only for a clear (>10%) gain: timings are noisy
 
 }  // namespace
 
@@ -29,6 +34,7 @@ ThreadTuner::State& ThreadTuner::StateFor(const CallKey& key) {
     it->second.calls_until_probe = kFirstProbeInterval;
     it->second.probe_interval = kFirstProbeInterval;
     it->second.probe_seconds = kFirstProbeSeconds;
+    it->second.min_window_seconds = kFirstMinWindowSeconds;
   }
   return it->second;
 }
@@ -39,16 +45,21 @@ int ThreadTuner::ThreadsFor(const CallKey& key) {
   return state.probe_threads != 0 ? state.probe_threads : state.threads;
 }
 
+int ThreadTuner::SettledThreads(const CallKey& key) {
+  if (max_threads_ == 1) return 1;
+  return StateFor(key).threads;
+}
+
 void ThreadTuner::StartProbe(State& state) const {
   const int fewer = std::max(1, state.threads / 2);
   const int more = std::min(max_threads_, state.threads * 2);
   int candidate = state.probe_down_next ? fewer : more;
   if (candidate == state.threads) candidate = state.probe_down_next ? more : fewer;
   state.probe_down_next = !state.probe_down_next;
-  if (candidate == state.threads) return;
+  if (candidate == state.threads || state.window.calls == 0) return;
   state.probe_threads = candidate;
-  state.probe_calls_left = state.window_best >= kLongCallSeconds ? 1 : kProbeCalls;
-  state.probe_best = 0.0;
+  state.probe = Timing{};
+  state.skip_calls = state.window.Mean() < kLongCallSeconds ? 1 : 0;
 }
 
 bool ThreadTuner::WarmUp(State& state, int threads) {
@@ -63,30 +74,37 @@ void ThreadTuner::Record(const CallKey& key, int threads, double seconds) {
   if (max_threads_ == 1) return;
   State& state = StateFor(key);
   if (WarmUp(state, threads)) return;
-  if (state.probe_threads != 0 && threads == state.probe_threads) {
-    state.probe_best = state.probe_best == 0.0 ? seconds : std::min(state.probe_best, seconds);
-    if (--state.probe_calls_left > 0) return;
-    // Best against best: a single slow call (a page fault, a noisy neighbour's burst) on either
-    // side does not decide.
-    const bool switch_count = state.probe_best < kSwitchMargin * state.window_best;
+  const bool probing = state.probe_threads != 0;
+  if (threads != (probing ? state.probe_threads : state.threads)) return;  // a stale report
+  if (state.skip_calls > 0) {
+    --state.skip_calls;
+    return;
+  }
+  if (probing) {
+    state.probe.Add(seconds);
+    if (state.probe.calls < kMinProbeCalls || state.probe.seconds < kMinProbeSeconds) return;
+    const bool switch_count = state.probe.Mean() < kSwitchMargin * state.window.Mean();
     if (switch_count) {
       state.threads = state.probe_threads;
+      state.window = state.probe;
       state.probe_interval = kFirstProbeInterval;
       state.probe_seconds = kFirstProbeSeconds;
+      state.min_window_seconds = kFirstMinWindowSeconds;
     } else {
       state.probe_interval = std::min(kMaxProbeInterval, state.probe_interval * 2);
       state.probe_seconds = std::min(kMaxProbeSeconds, state.probe_seconds * 2);
+      state.min_window_seconds = std::min(kMaxMinWindowSeconds, state.min_window_seconds * 2);
+      state.window = Timing{};
+      state.skip_calls = state.probe.Mean() < kLongCallSeconds ? 1 : 0;
     }
     state.probe_threads = 0;
-    state.window_best = switch_count ? state.probe_best : 0.0;
     state.calls_until_probe = state.probe_interval;
-    state.seconds_since_probe = 0.0;
     return;
   }
-  if (threads != state.threads) return;  // a stale report
-  state.window_best = state.window_best == 0.0 ? seconds : std::min(state.window_best, seconds);
-  state.seconds_since_probe += seconds;
-  if (--state.calls_until_probe <= 0 || state.seconds_since_probe >= state.probe_seconds) {
+  state.window.Add(seconds);
+  --state.calls_until_probe;
+  if ((state.calls_until_probe <= 0 && state.window.seconds >= state.min_window_seconds) ||
+      state.window.seconds >= state.probe_seconds) {
     StartProbe(state);
   }
 }

@@ -7,8 +7,12 @@
 // everywhere: waiting passively makes small streaming steps 4x slower on a quiet machine, and a
 // short spin makes them 5x slower under contention. So the engine measures: each call shape
 // keeps running on the thread count that has been fastest for it, and now and then probes a
-// neighbour (half or twice as many threads) to follow changes in the machine's load. The probe's
-// best call must beat the best call at the current count since the last probe by 10%.
+// neighbour (half or twice as many threads) to follow changes in the machine's load. The probe
+// runs for at least a few scheduler time slices and wins when its mean call time beats the mean
+// at the current count since the last probe by 10%. Means, not best calls: beside a busy process
+// a multi-threaded call is either fast (the neighbour happened to be off-CPU) or stalls for up to
+// a time slice (a 30 us step then takes 4 ms, in ~3% of calls), and only the mean over many time
+// slices sees the stalls a caller pays for.
 //
 // Changing the thread count does not change results: the engine's kernels give the same bits on
 // any thread count (the one reduction whose split depended on it, the head's weight gradient, runs
@@ -18,6 +22,7 @@
 #ifndef RECURRENT_CORE_THREAD_TUNER_H_
 #define RECURRENT_CORE_THREAD_TUNER_H_
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <tuple>
@@ -34,23 +39,36 @@ class ThreadTuner {
 
   // The thread count the next call with `key` should run on.
   int ThreadsFor(const CallKey& key);
+  // The count calls with `key` have settled on, whatever a running probe is trying.
+  int SettledThreads(const CallKey& key);
   // Reports that a call with `key` ran on `threads` threads for `seconds` of wall time.
   void Record(const CallKey& key, int threads, double seconds);
 
   int max_threads() const { return max_threads_; }
 
  private:
+  // Calls' count and total time: their mean is what a caller pays, stalls included.
+  struct Timing {
+    int64_t calls = 0;
+    double seconds = 0.0;
+    void Add(double call_seconds) {
+      ++calls;
+      seconds += call_seconds;
+    }
+    double Mean() const { return seconds / static_cast<double>(calls); }
+  };
+
   struct State {
-    int threads;                       // the current choice
-    double window_best = 0.0;          // fastest call at `threads` since the last probe (0: none)
-    uint64_t warmed_counts = 0;        // bit t: a call ran on t threads (its primitives exist)
-    int calls_until_probe;             // calls left before the next probe
-    int probe_interval;                // grows while probes fail, resets after a switch
-    double seconds_since_probe = 0.0;  // time at the current count since the last probe
-    double probe_seconds;              // the time-based probe interval, same policy
-    int probe_threads = 0;             // thread count being probed (0 = no probe running)
-    int probe_calls_left = 0;
-    double probe_best = 0.0;
+    int threads;                 // the current choice
+    Timing window;               // calls at `threads` since the last probe or switch
+    int skip_calls = 0;          // calls not to time (the first after a thread-count change)
+    uint64_t warmed_counts = 0;  // bit t: a call ran on t threads (its primitives exist)
+    int calls_until_probe;       // calls left before the next probe
+    int probe_interval;          // grows while probes fail, resets after a switch
+    double probe_seconds;        // the time-based probe interval, same policy
+    double min_window_seconds;   // a call-count-triggered probe waits for this much time
+    int probe_threads = 0;       // thread count being probed (0 = no probe running)
+    Timing probe;
     bool probe_down_next = true;  // alternate probing fewer and more threads
   };
 

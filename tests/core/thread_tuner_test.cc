@@ -24,35 +24,35 @@ TEST(ThreadTunerTest, StartsOnAllThreads) {
 TEST(ThreadTunerTest, KeepsAllThreadsWhenTheyScale) {
   ThreadTuner tuner(2);
   Drive(tuner, kKey, 2000, [](int threads) { return 1.0 / threads; });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
 }
 
 TEST(ThreadTunerTest, MovesToFewerThreadsWhenContentionMakesThemFaster) {
   ThreadTuner tuner(2);
   // Beside a busy process: 2 threads take 3x the quiet time, 1 thread 2x.
   Drive(tuner, kKey, 200, [](int threads) { return threads == 2 ? 3.0 : 2.0; });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
 }
 
 TEST(ThreadTunerTest, ReactsWithinSecondsForLongCalls) {
   ThreadTuner tuner(2);
   // Half-second training steps: waiting for 32 calls would take too long.
   Drive(tuner, kKey, 10, [](int threads) { return threads == 2 ? 1.5 : 1.0; });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
 }
 
 TEST(ThreadTunerTest, ReturnsToMoreThreadsWhenTheContentionEnds) {
   ThreadTuner tuner(2);
   Drive(tuner, kKey, 200, [](int threads) { return threads == 2 ? 3.0 : 2.0; });
-  ASSERT_EQ(tuner.ThreadsFor(kKey), 1);
+  ASSERT_EQ(tuner.SettledThreads(kKey), 1);
   Drive(tuner, kKey, 2000, [](int threads) { return 2.0 / threads; });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
 }
 
 TEST(ThreadTunerTest, IgnoresGainsWithinTheNoiseMargin) {
   ThreadTuner tuner(2);
   Drive(tuner, kKey, 2000, [](int threads) { return threads == 2 ? 1.0 : 0.95; });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
 }
 
 TEST(ThreadTunerTest, IgnoresTheFirstCallWhichBuildsPrimitives) {
@@ -64,7 +64,7 @@ TEST(ThreadTunerTest, IgnoresTheFirstCallWhichBuildsPrimitives) {
     first = false;
     return seconds;
   });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
 }
 
 TEST(ThreadTunerTest, IgnoresTheFirstCallOnEachThreadCount) {
@@ -77,7 +77,7 @@ TEST(ThreadTunerTest, IgnoresTheFirstCallOnEachThreadCount) {
     first_single_thread_call = false;
     return seconds;
   });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
 }
 
 TEST(ThreadTunerTest, OneSlowCallDoesNotDecide) {
@@ -88,7 +88,39 @@ TEST(ThreadTunerTest, OneSlowCallDoesNotDecide) {
     const double stall = (++call % 10 == 0) ? 5.0 : 1.0;
     return stall / threads;
   });
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
+}
+
+TEST(ThreadTunerTest, CountsRareStallsThatTheBestCallHides) {
+  ThreadTuner tuner(2);
+  uint32_t rng = 12345;
+  // A streaming step beside a busy process, as measured here: on 2 threads a call takes 28 us
+  // when the neighbour is off-CPU, but 3% of calls wait out its time slice (4 ms), so the mean is
+  // 151 us; 1 thread takes a steady 47 us. Fast 2-thread calls are the majority, so a tuner that
+  // compares best (or typical) calls keeps 2 threads.
+  const auto step_seconds = [&rng](int threads) {
+    rng = rng * 1664525u + 1013904223u;
+    if (threads == 1) return 47e-6;
+    return (rng >> 8) % 100 < 3 ? 4e-3 : 28e-6;
+  };
+  Drive(tuner, kKey, 20000, step_seconds);  // settle
+  int64_t calls = 0;
+  double seconds = 0.0;
+  for (; calls < 400000; ++calls) {  // about 20 s of simulated steps: many probes
+    const int threads = tuner.ThreadsFor(kKey);
+    const double call_seconds = step_seconds(threads);
+    tuner.Record(kKey, threads, call_seconds);
+    seconds += call_seconds;
+  }
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
+  // What callers paid, probes included, stays within 15% of the 1-thread time.
+  EXPECT_LT(seconds / static_cast<double>(calls), 1.15 * 47e-6);
+}
+
+TEST(ThreadTunerTest, KeepsTwoThreadsForQuietShortSteps) {
+  ThreadTuner tuner(2);
+  Drive(tuner, kKey, 400000, [](int threads) { return threads == 2 ? 31e-6 : 47e-6; });
+  EXPECT_EQ(tuner.SettledThreads(kKey), 2);
 }
 
 TEST(ThreadTunerTest, TunesEachCallShapeSeparately) {
@@ -100,8 +132,8 @@ TEST(ThreadTunerTest, TunesEachCallShapeSeparately) {
     const int small_threads = tuner.ThreadsFor(small);
     tuner.Record(small, small_threads, small_threads == 2 ? 1.0 : 1.6);
   }
-  EXPECT_EQ(tuner.ThreadsFor(kKey), 1);
-  EXPECT_EQ(tuner.ThreadsFor(small), 2);
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
+  EXPECT_EQ(tuner.SettledThreads(small), 2);
 }
 
 TEST(ThreadTunerTest, ProbesCostLittleWhenTheyFail) {
