@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/bfloat16.h"
+#include "core/dropout.h"
 #include "core/linear_head.h"
 #include "core/loss.h"
 #include "core/rnn_layer.h"
@@ -79,6 +80,8 @@ class ActivationBuffer {
 // Buffers of one training shape: every layer's output is kept for the backward pass.
 struct TrainingBuffers {
   std::vector<ActivationBuffer> layer_outputs;        // layer l: [N, T, D*H]
+  std::vector<ActivationBuffer> dropped_outputs;      // with dropout, layer l < L-1 after it
+  std::vector<std::vector<float>> dropout_masks;      // with dropout, layer l < L-1: [N, T, D*H]
   std::vector<std::vector<float>> layer_input_grads;  // layer l >= 1: [N, T, in_l]
   std::vector<float> top;                             // bfloat16 mode: top output as float
   std::vector<float> top_grad;                        // [N, T, D*H]
@@ -432,7 +435,8 @@ absl::Status Network::Forward(const Tensor& inputs, const RecurrentState* initia
 }
 
 absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targets,
-                                      const RecurrentState* initial_state, TrainingResult* result) {
+                                      const RecurrentState* initial_state, TrainingResult* result,
+                                      const TrainingOptions& options) {
   Impl& m = *impl_;
   RETURN_IF_ERROR(m.ValidateInputs(inputs, initial_state));
   const ModelSpec& spec = m.spec;
@@ -451,6 +455,15 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
     return absl::InvalidArgumentError(
         absl::StrCat("expected ", predictions, " class labels, got ", targets.labels.size()));
   }
+  if (!targets.mask.empty() && static_cast<int64_t>(targets.mask.size()) != predictions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", predictions, " mask entries, got ", targets.mask.size()));
+  }
+  if (!(options.dropout >= 0.0 && options.dropout < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dropout probability ", options.dropout, " outside [0, 1)"));
+  }
+  const bool dropout = options.dropout > 0.0 && num_layers > 1;
   const std::vector<int64_t> state_shape = {num_layers * spec.num_directions(), n,
                                             spec.hidden_size};
   try {
@@ -466,6 +479,16 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
     for (int64_t l = 0; l < num_layers; ++l) {
       buffers.layer_outputs[l].Reserve(bf16, hidden_floats);
       if (l > 0) buffers.layer_input_grads[l].resize(n * t * m.layers[l]->input_size());
+    }
+    if (dropout) {
+      buffers.dropped_outputs.resize(num_layers - 1);
+      buffers.dropout_masks.resize(num_layers - 1);
+      for (int64_t l = 0; l + 1 < num_layers; ++l) {
+        buffers.dropped_outputs[l].Reserve(bf16, hidden_floats);
+        buffers.dropout_masks[l].resize(hidden_floats);
+        MakeDropoutMask(options.dropout_seed, l, options.dropout, buffers.dropout_masks[l].data(),
+                        hidden_floats);
+      }
     }
     buffers.top_grad.assign(hidden_floats, 0.0f);
     buffers.output_grad.resize(Tensor::ElementCount(output_shape));
@@ -494,6 +517,12 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
                        m.StatePtr(result->final_state.c, l, n)};
       m.layers[l]->Forward(*plans[l], m.stream, forward_io[l]);
       layer_input = buffers.layer_outputs[l].data(bf16);
+      if (dropout && l + 1 < num_layers) {
+        // The layer keeps its own output for its backward pass; the next layer reads a copy.
+        ApplyDropoutMask(buffers.dropout_masks[l].data(), layer_input,
+                         buffers.dropped_outputs[l].data(bf16), hidden_floats, bf16);
+        layer_input = buffers.dropped_outputs[l].data(bf16);
+      }
     }
     const float* top = static_cast<const float*>(layer_input);
     if (bf16) {
@@ -507,13 +536,14 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
     const int64_t head_offset = m.HeadInputOffset(t);
     LinearHeadForward(head, top + head_offset, m.head_weight(), m.head_bias(),
                       result->outputs.data());
+    const uint8_t* mask = targets.mask.empty() ? nullptr : targets.mask.data();
     if (spec.loss == LossType::kMse) {
-      result->loss = MeanSquaredError(result->outputs.data(), targets.values.data(),
-                                      result->outputs.size(), buffers.output_grad.data());
+      result->loss = MeanSquaredError(result->outputs.data(), targets.values.data(), predictions,
+                                      spec.output_size, mask, buffers.output_grad.data());
     } else {
-      ASSIGN_OR_RETURN(result->loss,
-                       SoftmaxCrossEntropy(result->outputs.data(), predictions, spec.output_size,
-                                           targets.labels.data(), buffers.output_grad.data()));
+      ASSIGN_OR_RETURN(result->loss, SoftmaxCrossEntropy(result->outputs.data(), predictions,
+                                                         spec.output_size, targets.labels.data(),
+                                                         mask, buffers.output_grad.data()));
     }
     if (result->gradients.size() != m.params.size()) result->gradients = ZeroParameters(spec);
     LinearHeadBackward(head, top + head_offset, m.head_weight(), buffers.output_grad.data(),
@@ -529,6 +559,9 @@ absl::Status Network::ForwardBackward(const Tensor& inputs, const Targets& targe
           {diff_output, diff_input, m.StatePtr(result->initial_state_gradients.h, l, n),
            m.StatePtr(result->initial_state_gradients.c, l, n)});
       m.layers[l]->ExportGradients(*plans[l], m.stream, &result->gradients);
+      if (diff_input != nullptr && dropout) {
+        ScaleByDropoutMask(buffers.dropout_masks[l - 1].data(), diff_input, hidden_floats);
+      }
       diff_output = diff_input;
     }
     return absl::OkStatus();

@@ -38,6 +38,9 @@ struct Targets {
   // Cross-entropy: one class index in [0, O) per prediction: N*T (row-major over n, t) for a
   // per_step head, N for a last_step head.
   std::vector<int32_t> labels;
+  // Optional: one byte per prediction (N*T row-major over n, t for a per_step head, N for a
+  // last_step head); 0 marks padding: the loss ignores it (see core/loss.h). Empty: all count.
+  std::vector<uint8_t> mask;
 };
 
 struct ForwardResult {
@@ -54,6 +57,14 @@ struct ForwardOptions {
   // differently, so it agrees with Step() only to float rounding (~1e-7 relative).
   // Unidirectional models only.
   bool step_consistent = false;
+};
+
+struct TrainingOptions {
+  // Dropout on the output of every recurrent layer except the top one, as PyTorch's
+  // nn.LSTM(dropout=p): probability in [0, 1). Masks come from `dropout_seed` (core/dropout.h):
+  // pass a new seed per step for new masks.
+  double dropout = 0.0;
+  uint64_t dropout_seed = 0;
 };
 
 struct TrainingResult {
@@ -116,7 +127,8 @@ class Network {
 
   // Forward training pass, loss and full backward pass through time.
   absl::Status ForwardBackward(const Tensor& inputs, const Targets& targets,
-                               const RecurrentState* initial_state, TrainingResult* result);
+                               const RecurrentState* initial_state, TrainingResult* result,
+                               const TrainingOptions& options = {});
 
   // --- Streaming: advance independent streams by one timestep each. ---
   // A stream's state is one contiguous block of step_state_size() floats:

@@ -10,6 +10,7 @@
 #ifndef RECURRENT_CORE_RANDOM_H_
 #define RECURRENT_CORE_RANDOM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -44,8 +45,8 @@ class Random {
   // Fisher-Yates shuffle, specified: for i = size-1 down to 1, swap(v[i], v[Below(i + 1)]).
   template <typename T>
   void Shuffle(std::vector<T>& values) {
-    for (size_t i = values.size(); i > 1; --i) {
-      const size_t j = static_cast<size_t>(Below(i));
+    for (std::size_t i = values.size(); i > 1; --i) {
+      const std::size_t j = static_cast<std::size_t>(Below(i));
       std::swap(values[i - 1], values[j]);
     }
   }

@@ -353,7 +353,8 @@ CellGradients GradientsOf(DoubleParams& grads, int64_t layer, bool reverse) {
 // The whole computation; `targets` null means inference only.
 absl::StatusOr<ReferenceResult> Run(const ModelSpec& spec, const DoubleParams& params,
                                     const DoubleTensor& inputs, const core::Targets* targets,
-                                    const DoubleState* initial_state, bool compute_gradients) {
+                                    const DoubleState* initial_state, bool compute_gradients,
+                                    const ReferenceTrainingExtras& extras) {
   REFERENCE_RETURN_IF_ERROR(ValidateCall(spec, params, inputs, targets, initial_state));
   const Dims dims = {inputs.shape[0],  inputs.shape[1],       spec.hidden_size,
                      spec.num_gates(), spec.num_directions(), spec.num_layers};
@@ -375,8 +376,20 @@ absl::StatusOr<ReferenceResult> Run(const ModelSpec& spec, const DoubleParams& p
   std::vector<const std::vector<double>*> layer_in(dims.l);
   std::vector<std::vector<double>> layer_out(dims.l, std::vector<double>(dims.n * dims.t * DH));
   std::vector<DirectionTape> tapes(rows);
+  const bool dropout = !extras.between_layers.empty();
+  if (dropout && static_cast<int64_t>(extras.between_layers.size()) != dims.l - 1) {
+    return absl::InvalidArgumentError("between_layers needs one mask per layer boundary");
+  }
+  std::vector<std::vector<double>> dropped(dropout ? dims.l - 1 : 0);
   for (int64_t l = 0; l < dims.l; ++l) {
     layer_in[l] = l == 0 ? &inputs.values : &layer_out[l - 1];
+    if (l > 0 && dropout) {
+      dropped[l - 1] = layer_out[l - 1];
+      for (size_t i = 0; i < dropped[l - 1].size(); ++i) {
+        dropped[l - 1][i] *= extras.between_layers[l - 1][i];
+      }
+      layer_in[l] = &dropped[l - 1];
+    }
     for (int64_t d = 0; d < dims.d; ++d) {
       const int64_t row = l * dims.d + d;
       const int64_t offset = row * dims.n * H;
@@ -409,26 +422,32 @@ absl::StatusOr<ReferenceResult> Run(const ModelSpec& spec, const DoubleParams& p
 
   // Loss and d loss / d outputs.
   std::vector<double> d_outputs(predictions * O, 0.0);
+  const auto counted = [&](int64_t p) { return targets->mask.empty() || targets->mask[p] != 0; };
+  int64_t counted_predictions = 0;
+  for (int64_t p = 0; p < predictions; ++p) counted_predictions += counted(p) ? 1 : 0;
+  if (counted_predictions == 0) counted_predictions = 1;  // everything masked: loss 0, grads 0
   if (spec.loss == LossType::kMse) {
-    const double count = static_cast<double>(predictions * O);
+    const double count = static_cast<double>(counted_predictions * O);
     for (int64_t i = 0; i < predictions * O; ++i) {
+      if (!counted(i / O)) continue;
       const double diff = result.outputs.values[i] - targets->values.values[i];
       result.loss += diff * diff / count;
       d_outputs[i] = 2.0 * diff / count;
     }
   } else {
     for (int64_t p = 0; p < predictions; ++p) {
+      if (!counted(p)) continue;
       const double* logits = result.outputs.values.data() + p * O;
       const double max_logit = *std::max_element(logits, logits + O);
       double sum = 0.0;
       for (int64_t o = 0; o < O; ++o) sum += std::exp(logits[o] - max_logit);
       const double log_sum_exp = max_logit + std::log(sum);
       const int32_t label = targets->labels[p];
-      result.loss += (log_sum_exp - logits[label]) / static_cast<double>(predictions);
+      result.loss += (log_sum_exp - logits[label]) / static_cast<double>(counted_predictions);
       for (int64_t o = 0; o < O; ++o) {
         const double probability = std::exp(logits[o] - log_sum_exp);
         d_outputs[p * O + o] =
-            (probability - (o == label ? 1.0 : 0.0)) / static_cast<double>(predictions);
+            (probability - (o == label ? 1.0 : 0.0)) / static_cast<double>(counted_predictions);
       }
     }
   }
@@ -471,6 +490,9 @@ absl::StatusOr<ReferenceResult> Run(const ModelSpec& spec, const DoubleParams& p
                         result.initial_state_gradients.h.values.data() + offset,
                         lstm ? result.initial_state_gradients.c.values.data() + offset : nullptr);
     }
+    if (l > 0 && dropout) {
+      for (size_t i = 0; i < d_in.size(); ++i) d_in[i] *= extras.between_layers[l - 1][i];
+    }
     d_out = std::move(d_in);
   }
   return result;
@@ -485,13 +507,21 @@ absl::StatusOr<ReferenceResult> ReferenceForward(const ModelSpec& spec, const Do
                                                  const DoubleTensor& inputs,
                                                  const DoubleState* initial_state) {
   return Run(spec, params, inputs, /*targets=*/nullptr, initial_state,
-             /*compute_gradients=*/false);
+             /*compute_gradients=*/false, ReferenceTrainingExtras{});
 }
 
 absl::StatusOr<ReferenceResult> ReferenceForwardBackward(
     const ModelSpec& spec, const DoubleParams& params, const DoubleTensor& inputs,
     const core::Targets& targets, const DoubleState* initial_state, bool compute_gradients) {
-  return Run(spec, params, inputs, &targets, initial_state, compute_gradients);
+  return Run(spec, params, inputs, &targets, initial_state, compute_gradients,
+             ReferenceTrainingExtras{});
+}
+
+absl::StatusOr<ReferenceResult> ReferenceForwardBackward(
+    const ModelSpec& spec, const DoubleParams& params, const DoubleTensor& inputs,
+    const core::Targets& targets, const DoubleState* initial_state, bool compute_gradients,
+    const ReferenceTrainingExtras& extras) {
+  return Run(spec, params, inputs, &targets, initial_state, compute_gradients, extras);
 }
 
 DoubleTensor ToDouble(const core::Tensor& tensor) {

@@ -88,6 +88,21 @@ absl::StatusOr<ReferenceResult> ReferenceForwardBackward(
     const core::ModelSpec& spec, const DoubleParams& params, const DoubleTensor& inputs,
     const core::Targets& targets, const DoubleState* initial_state, bool compute_gradients);
 
+// Training features beyond the plain network: dropout between layers and masked loss rows.
+struct ReferenceTrainingExtras {
+  // Empty, or L-1 masks [N, T, D*H]: layer k+1 reads layer k's output times between_layers[k]
+  // (the mask values are the already scaled 0 or 1/(1-p)); the backward pass multiplies the
+  // gradient the same way.
+  std::vector<std::vector<double>> between_layers;
+};
+
+// As above, with `extras`; `targets.mask` (core::Targets) is honoured by both overloads: masked
+// predictions add nothing and the mean is over the counted ones.
+absl::StatusOr<ReferenceResult> ReferenceForwardBackward(
+    const core::ModelSpec& spec, const DoubleParams& params, const DoubleTensor& inputs,
+    const core::Targets& targets, const DoubleState* initial_state, bool compute_gradients,
+    const ReferenceTrainingExtras& extras);
+
 // Exact widening from float32, and rounding back to float32.
 DoubleTensor ToDouble(const core::Tensor& tensor);
 DoubleParams ToDouble(const core::ParameterSet& params);
