@@ -313,6 +313,7 @@ class TrainingRun {
     progress.validation_loss = validation_loss;
     progress.gradient_norm = norm;
     progress.learning_rate = learning_rate;
+    progress.parameters = &parameters_;
     const double run_seconds = Seconds(Clock::now() - start_);
     progress.elapsed_seconds = elapsed_before_ + run_seconds;
     progress.sequences_per_second =

@@ -105,6 +105,9 @@ struct TrainingProgress {
   double sequences_per_second = 0.0;  // over this run so far
   double elapsed_seconds = 0.0;       // training time, resumed runs included
   double eta_seconds = 0.0;           // to the end of max_epochs (or the step budget)
+  // The weights after this step / epoch; valid only during the callback (e.g. to evaluate on a
+  // test set without stopping the run).
+  const ParameterSet* parameters = nullptr;
 };
 
 enum class StopReason {
