@@ -101,8 +101,8 @@ struct Result {
   std::string comparison;  // "<" or ">"
   double threshold = 0.0;
   bool pass = false;
-  int64_t iterations = 0;         // optimizer steps taken
-  int64_t crossed_at = -1;        // first evaluation past the threshold, -1 if never
+  int64_t iterations = 0;   // optimizer steps taken
+  int64_t crossed_at = -1;  // first evaluation past the threshold, -1 if never
   double seconds = 0.0;
   std::string extra;  // more "key": value pairs, JSON
 };
@@ -161,8 +161,7 @@ Tracked TrainTracked(const ModelSpec& spec, const Dataset& train, const Dataset&
     hooks.initial_model = &start;
   }
   const Clock::time_point begin = Clock::now();
-  absl::StatusOr<core::TrainingOutcome> outcome =
-      core::Train(spec, train, nullptr, options, hooks);
+  absl::StatusOr<core::TrainingOutcome> outcome = core::Train(spec, train, nullptr, options, hooks);
   tracked.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   if (outcome.ok()) {
     tracked.outcome = *std::move(outcome);
@@ -209,8 +208,8 @@ void Adding(const std::string& task) {
   const uint64_t seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   const bool lstm = task == "adding_lstm";
   const int64_t budget = Budget(lstm ? 20000 : 5000);
-  const Dataset train = Check(core::MakeAddingProblem(std::min<int64_t>(budget * 32, 100000), 100,
-                                                      seed));
+  const Dataset train =
+      Check(core::MakeAddingProblem(std::min<int64_t>(budget * 32, 100000), 100, seed));
   const Dataset test = Check(core::MakeAddingProblem(2000, 100, seed + 1'000'003));
   const core::CellType cell = task == "adding_gru"   ? core::CellType::kGru
                               : task == "adding_rnn" ? core::CellType::kRnnTanh
@@ -222,17 +221,16 @@ void Adding(const std::string& task) {
     options.clip_norm = 1.0;
   }
   const bool should_learn = task != "adding_rnn";
-  const Tracked tracked =
-      TrainTracked(spec, train, test, options, 100,
-                   should_learn ? std::function<bool(double)>([](double l) { return l < 0.01; })
-                                : nullptr);
+  const Tracked tracked = TrainTracked(
+      spec, train, test, options, 100,
+      should_learn ? std::function<bool(double)>([](double l) { return l < 0.01; }) : nullptr);
   Result r;
   r.task = task;
   r.iterations = tracked.outcome.steps != 0 ? tracked.outcome.steps : LastStep(tracked);
   r.crossed_at = tracked.crossed_at;
   r.seconds = tracked.seconds;
-  r.extra = absl::StrCat("\"baseline_mse\": ", core::kAddingProblemBaselineMse, ", ",
-                         Curve(tracked, 20));
+  r.extra =
+      absl::StrCat("\"baseline_mse\": ", core::kAddingProblemBaselineMse, ", ", Curve(tracked, 20));
   if (should_learn) {
     r.figure = "test MSE";
     r.value = MinLoss(tracked);
@@ -316,8 +314,8 @@ void Exploding() {
   r.iterations = unclipped.steps;
   r.crossed_at = diverged_at;
   r.seconds = seconds;
-  const bool clipped_finite = clipped.reason != core::StopReason::kDiverged &&
-                              clipped.steps == Budget(400);
+  const bool clipped_finite =
+      clipped.reason != core::StopReason::kDiverged && clipped.steps == Budget(400);
   r.pass = unclipped_diverged && diverged_at <= 100 && clipped_finite;
   r.extra = absl::StrCat("\"clipped_finite_iterations\": ", clipped.steps,
                          ", \"clipped_reason\": \"", core::StopReasonName(clipped.reason),
@@ -398,7 +396,8 @@ void MackeyGlass() {
   options.normalize_inputs = true;
   options.normalize_targets = true;
   options.schedule.kind = core::ScheduleKind::kCosine;
-  options.schedule.t_max = std::max<int64_t>(1, Budget(2000) / ((int64_t)train.sequences.size() / 32));
+  options.schedule.t_max =
+      std::max<int64_t>(1, Budget(2000) / ((int64_t)train.sequences.size() / 32));
   const Clock::time_point begin = Clock::now();
   const core::TrainingOutcome outcome = Check(core::Train(spec, train, nullptr, options));
   const double train_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
@@ -489,8 +488,8 @@ void Copying(const std::string& task) {
       lstm ? std::function<bool(double)>([&](double l) { return l < 0.5 * baseline; }) : nullptr);
   // Accuracy on the 10 recalled symbols of the test set, with the final weights, or after an
   // early stop the crossing ones.
-  const core::ParameterSet& weights = tracked.outcome.steps != 0 ? tracked.outcome.model.parameters
-                                                                 : tracked.last_evaluated;
+  const core::ParameterSet& weights =
+      tracked.outcome.steps != 0 ? tracked.outcome.model.parameters : tracked.last_evaluated;
   std::unique_ptr<Network> network = Check(Network::Create(spec, weights));
   const int64_t t = kDelay + 20;
   int64_t correct = 0, total = 0;
@@ -526,8 +525,8 @@ void Copying(const std::string& task) {
     r.threshold = 0.95;
     r.pass = !tracked.evaluations.empty() && r.value > 0.95;
   }
-  r.extra = absl::StrCat("\"baseline_nats\": ", baseline, ", \"recall_accuracy\": ", accuracy,
-                         ", ", Curve(tracked, 20));
+  r.extra = absl::StrCat("\"baseline_nats\": ", baseline, ", \"recall_accuracy\": ", accuracy, ", ",
+                         Curve(tracked, 20));
   Print(r);
 }
 
