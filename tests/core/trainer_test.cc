@@ -210,6 +210,46 @@ TEST(TrainerTest, RefusesToResumeWithDifferentOptionsOrData) {
   std::filesystem::remove(options.checkpoint.path);
 }
 
+TEST(TrainerTest, WritesCheckpointsAtTheStepInterval) {
+  const Dataset data = MeanDataset(64, 5, 4);
+  const ModelSpec spec = SpecFor(data, CellType::kGru, 4);
+  TrainerOptions options = BaseOptions();
+  options.max_epochs = 1;
+  options.checkpoint.path = TempPath("interval.ckpt");
+  options.checkpoint.every_steps = 3;
+  std::vector<int64_t> seen_steps;
+  TrainerHooks hooks;
+  hooks.on_progress = [&](const TrainingProgress& progress) {
+    if (progress.event != TrainingProgress::Event::kStep) return;
+    auto checkpoint = ReadCheckpointFile(options.checkpoint.path);
+    seen_steps.push_back(checkpoint.ok() ? checkpoint->global_step : -1);
+  };
+  ASSERT_TRUE(Train(spec, data, nullptr, options, hooks).ok());
+  // Read during step k's callback, before that batch's checkpoint: the latest multiple of 3.
+  EXPECT_EQ(seen_steps, (std::vector<int64_t>{-1, -1, -1, 3, 3, 3, 6, 6}));
+  std::filesystem::remove(options.checkpoint.path);
+}
+
+TEST(TrainerTest, FineTuningStartsFromTheGivenModel) {
+  const Dataset data = MeanDataset(16, 5, 4);
+  const ModelSpec spec = SpecFor(data, CellType::kGru, 4);
+  Model start;
+  start.spec = spec;
+  start.parameters = InitParameters(spec, 12345);
+  start.normalization.input_mean = {0.5f, 0.5f};
+  start.normalization.input_std = {2.0f, 2.0f};
+  TrainerOptions options = BaseOptions();
+  options.max_steps = 1;
+  options.optimizer.kind = OptimizerKind::kSgd;
+  options.optimizer.learning_rate = 0.0;  // a step that changes nothing
+  TrainerHooks hooks;
+  hooks.initial_model = &start;
+  auto outcome = Train(spec, data, nullptr, options, hooks);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ExpectSameWeights(outcome->model.parameters, start.parameters);
+  EXPECT_EQ(outcome->model.normalization, start.normalization);  // kept, not refitted
+}
+
 TEST(TrainerTest, StopsAtTheStepBudget) {
   const Dataset data = MeanDataset(64, 5, 6);
   const ModelSpec spec = SpecFor(data, CellType::kRnnTanh, 4);
@@ -219,6 +259,20 @@ TEST(TrainerTest, StopsAtTheStepBudget) {
   ASSERT_TRUE(outcome.ok());
   EXPECT_EQ(outcome->steps, 5);
   EXPECT_EQ(outcome->reason, StopReason::kStepBudget);
+}
+
+TEST(TrainerTest, StopsAtTheTimeBudgetAndRecordsTheTime) {
+  const Dataset data = MeanDataset(64, 20, 6);
+  const ModelSpec spec = SpecFor(data, CellType::kLstm, 16);
+  TrainerOptions options = BaseOptions();
+  options.max_epochs = 1'000'000;
+  options.time_budget_seconds = 0.2;
+  auto outcome = Train(spec, data, nullptr, options);
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(outcome->reason, StopReason::kTimeBudget);
+  EXPECT_GE(outcome->elapsed_seconds, 0.2);
+  EXPECT_GT(outcome->steps, 0);
+  EXPECT_EQ(outcome->model.training.training_seconds(), outcome->elapsed_seconds);
 }
 
 TEST(TrainerTest, CancellationIsHonouredWithinOneStep) {
