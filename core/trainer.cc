@@ -1,6 +1,7 @@
 #include "core/trainer.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -314,14 +315,28 @@ class TrainingRun {
     progress.gradient_norm = norm;
     progress.learning_rate = learning_rate;
     progress.parameters = &parameters_;
-    const double run_seconds = Seconds(Clock::now() - start_);
+    const Clock::time_point now = Clock::now();
+    const double run_seconds = Seconds(now - start_);
     progress.elapsed_seconds = elapsed_before_ + run_seconds;
-    progress.sequences_per_second =
-        run_seconds > 0.0 ? static_cast<double>(sequences_this_run_) / run_seconds : 0.0;
-    // ETA from this run's pace: batches left to max_epochs (or to the step budget).
-    const int64_t batches_done_this_run = step_ - first_step_;
-    if (batches_done_this_run > 0 && batches_in_epoch_ > 0) {
-      const double seconds_per_step = run_seconds / static_cast<double>(batches_done_this_run);
+    // Pace over the last kPaceWindow steps (the run's first steps build primitives and are slow,
+    // so a whole-run average would lag for a long time), or over the run until there are that
+    // many.
+    if (event == TrainingProgress::Event::kStep) {
+      pace_[pace_next_] = {now, step_, sequences_this_run_};
+      pace_next_ = (pace_next_ + 1) % kPaceWindow;
+      pace_count_ = std::min(pace_count_ + 1, kPaceWindow);
+    }
+    PaceSample oldest{start_, first_step_, 0};
+    if (pace_count_ == kPaceWindow) oldest = pace_[pace_next_];
+    const double window_seconds = Seconds(now - oldest.time);
+    if (window_seconds > 0.0) {
+      progress.sequences_per_second =
+          static_cast<double>(sequences_this_run_ - oldest.sequences) / window_seconds;
+    }
+    // ETA at that pace: batches left to max_epochs (or to the step budget).
+    const int64_t window_steps = step_ - oldest.step;
+    if (window_steps > 0 && batches_in_epoch_ > 0) {
+      const double seconds_per_step = window_seconds / static_cast<double>(window_steps);
       int64_t steps_left = (options_.max_epochs - epoch_) * batches_in_epoch_ - batch_in_epoch_;
       if (options_.max_steps > 0) steps_left = std::min(steps_left, options_.max_steps - step_);
       progress.eta_seconds = std::max<int64_t>(0, steps_left) * seconds_per_step;
@@ -475,6 +490,15 @@ class TrainingRun {
   double elapsed_before_ = 0.0;
   double last_loss_ = 0.0;
   int64_t sequences_this_run_ = 0;
+  struct PaceSample {
+    Clock::time_point time;
+    int64_t step = 0;
+    int64_t sequences = 0;
+  };
+  static constexpr int kPaceWindow = 64;
+  std::array<PaceSample, kPaceWindow> pace_{};
+  int pace_next_ = 0;
+  int pace_count_ = 0;
   bool cancelled_mid_batch_ = false;
   Clock::time_point start_;
   Clock::time_point last_checkpoint_;

@@ -102,9 +102,9 @@ struct TrainingProgress {
   std::optional<double> validation_loss;  // kEpochEnd with validation data
   double gradient_norm = 0.0;             // kStep: global norm before clipping
   double learning_rate = 0.0;
-  double sequences_per_second = 0.0;  // over this run so far
+  double sequences_per_second = 0.0;  // over the last 64 steps (or the run so far)
   double elapsed_seconds = 0.0;       // training time, resumed runs included
-  double eta_seconds = 0.0;           // to the end of max_epochs (or the step budget)
+  double eta_seconds = 0.0;           // to the end of max_epochs (or the step budget), at that pace
   // The weights after this step / epoch; valid only during the callback (e.g. to evaluate on a
   // test set without stopping the run).
   const ParameterSet* parameters = nullptr;
