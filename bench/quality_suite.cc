@@ -51,6 +51,9 @@
 
 ABSL_FLAG(std::string, task, "adding_gru", "Task to run (see the file comment).");
 ABSL_FLAG(int64_t, seed, 1, "Seed of the model, the training data and the order.");
+ABSL_FLAG(bool, bf16, false,
+          "Train and evaluate in bfloat16 (core::Precision::kBfloat16): the accuracy cost of the "
+          "opt-in bf16 mode on trained models.");
 ABSL_FLAG(double, budget_scale, 1.0,
           "Multiplies every iteration budget (< 1 for a quick smoke run; results then do not "
           "count).");
@@ -116,11 +119,12 @@ void Print(const Result& r) {
   std::printf(
       "{\"task\": \"%s\", \"seed\": %lld, \"figure\": \"%s\", \"value\": %s, \"comparison\": "
       "\"%s\", \"threshold\": %.6g, \"pass\": %s, \"iterations\": %lld, \"crossed_at\": %lld, "
-      "\"seconds\": %.1f, \"budget_scale\": %g%s%s}\n",
+      "\"seconds\": %.1f, \"budget_scale\": %g, \"precision\": \"%s\"%s%s}\n",
       r.task.c_str(), static_cast<long long>(absl::GetFlag(FLAGS_seed)), r.figure.c_str(),
       Number(r.value).c_str(), r.comparison.c_str(), r.threshold, r.pass ? "true" : "false",
       static_cast<long long>(r.iterations), static_cast<long long>(r.crossed_at), r.seconds,
-      absl::GetFlag(FLAGS_budget_scale), r.extra.empty() ? "" : ", ", r.extra.c_str());
+      absl::GetFlag(FLAGS_budget_scale), absl::GetFlag(FLAGS_bf16) ? "bf16" : "f32",
+      r.extra.empty() ? "" : ", ", r.extra.c_str());
   std::fflush(stdout);
 }
 
@@ -192,8 +196,15 @@ std::string Curve(const Tracked& tracked, int64_t points) {
   return out + "]";
 }
 
+core::NetworkOptions EngineOptions() {
+  core::NetworkOptions options;
+  if (absl::GetFlag(FLAGS_bf16)) options.precision = core::Precision::kBfloat16;
+  return options;
+}
+
 TrainerOptions AdamOptions(int64_t batch, double learning_rate, int64_t max_steps) {
   TrainerOptions options;
+  options.network = EngineOptions();
   options.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   options.batch_size = batch;
   options.max_epochs = 1'000'000;
@@ -278,6 +289,7 @@ void Exploding() {
   const ModelSpec spec = SpecFor(train, core::CellType::kRnnTanh, 64);
   const core::ParameterSet initial = WithScaledOrthogonalRecurrence(spec, seed, 1.5);
   TrainerOptions options;
+  options.network = EngineOptions();
   options.seed = seed;
   options.batch_size = 32;
   options.max_epochs = 1'000'000;
@@ -402,7 +414,8 @@ void MackeyGlass() {
   const core::TrainingOutcome outcome = Check(core::Train(spec, train, nullptr, options));
   const double train_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   const core::Model& model = outcome.model;
-  std::unique_ptr<Network> network = Check(Network::Create(spec, model.parameters));
+  std::unique_ptr<Network> network =
+      Check(Network::Create(spec, model.parameters, EngineOptions()));
   const double test_std = StdDev(series, kTrainEnd, kLength);
 
   // One-step: run the test segment (teacher forcing) through Step, after a warm-up on the 200
@@ -490,7 +503,7 @@ void Copying(const std::string& task) {
   // early stop the crossing ones.
   const core::ParameterSet& weights =
       tracked.outcome.steps != 0 ? tracked.outcome.model.parameters : tracked.last_evaluated;
-  std::unique_ptr<Network> network = Check(Network::Create(spec, weights));
+  std::unique_ptr<Network> network = Check(Network::Create(spec, weights, EngineOptions()));
   const int64_t t = kDelay + 20;
   int64_t correct = 0, total = 0;
   core::Tensor inputs({static_cast<int64_t>(test.sequences.size()), t, test.input_size});

@@ -33,11 +33,11 @@ def build(build_dir):
     subprocess.run(["cmake", "--build", build_dir, "--target", "quality_suite"], check=True)
 
 
-def run_one(binary, task, seed, budget_scale):
+def run_one(binary, task, seed, budget_scale, bf16):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.time()
     proc = subprocess.run([binary, f"--task={task}", f"--seed={seed}",
-                           f"--budget_scale={budget_scale}"],
+                           f"--budget_scale={budget_scale}", f"--bf16={'true' if bf16 else 'false'}"],
                           capture_output=True, text=True, env=env)
     wall = time.time() - start
     if proc.returncode != 0:
@@ -57,6 +57,8 @@ def main():
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--budget-scale", dest="budget_scale", type=float, default=1.0,
                         help="< 1 for a smoke run (results then do not count)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="train and evaluate in bfloat16 (the opt-in engine precision)")
     parser.add_argument("--out", default=None, help="append raw JSON lines here")
     args = parser.parse_args()
     if not args.no_build:
@@ -65,10 +67,11 @@ def main():
     tasks = [t for t in args.tasks.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     print(f"# Quality suite ({time.strftime('%Y-%m-%d %H:%M:%S')}), {args.jobs} jobs, "
-          f"seeds {seeds}, budget scale {args.budget_scale}", flush=True)
+          f"seeds {seeds}, budget scale {args.budget_scale}, "
+          f"precision {'bf16' if args.bf16 else 'f32'}", flush=True)
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, binary, t, s, args.budget_scale)
+        futures = [pool.submit(run_one, binary, t, s, args.budget_scale, args.bf16)
                    for t in tasks for s in seeds]
         for future in concurrent.futures.as_completed(futures):
             record = future.result()
