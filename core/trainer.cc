@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 // one use never shifts another.
 constexpr uint64_t kSplitStream = 0x5b17;
 constexpr uint64_t kDropoutStream = 0xd509;
+constexpr uint64_t kChronoStream = 0xc4c0;
 
 // Options a resumed run may change: budgets and where checkpoints go.
 bool MayChangeOnResume(const std::string& key) {
@@ -577,6 +578,9 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& options) {
     return bad("dropout", options.dropout, "in [0, 1)");
   }
   if (options.tbptt_steps < 0) return bad("tbptt_steps", options.tbptt_steps, ">= 0 (0: off)");
+  if (options.chrono_max_steps != 0 && options.chrono_max_steps < 3) {
+    return bad("chrono_max_steps", options.chrono_max_steps, "0 (off) or >= 3");
+  }
   if (options.forget_gate_bias.has_value() && !std::isfinite(*options.forget_gate_bias)) {
     return bad("forget_gate_bias", *options.forget_gate_bias, "finite");
   }
@@ -636,6 +640,7 @@ std::map<std::string, std::string> DescribeTrainerOptions(const TrainerOptions& 
   out["tbptt_steps"] = absl::StrCat(options.tbptt_steps);
   out["forget_gate_bias"] =
       options.forget_gate_bias.has_value() ? FormatDouble(*options.forget_gate_bias) : "default";
+  out["chrono_max_steps"] = absl::StrCat(options.chrono_max_steps);
   out["validation_split"] = FormatDouble(options.validation_split);
   out["early_stopping"] = options.early_stopping.enabled ? "true" : "false";
   out["early_stopping.monitor"] =
@@ -662,6 +667,26 @@ void SetForgetGateBias(const ModelSpec& spec, double value, ParameterSet* params
       float* hh = params->at(RecurrentParameterName("bias_hh", layer, d == 1)).data();
       std::fill(ih + h, ih + 2 * h, static_cast<float>(value));
       std::fill(hh + h, hh + 2 * h, 0.0f);
+    }
+  }
+}
+
+void SetChronoBias(const ModelSpec& spec, int64_t max_steps, uint64_t seed,
+                   ParameterSet* params) {
+  if (spec.cell != CellType::kLstm) return;
+  const int64_t h = spec.hidden_size;
+  Random random(seed);
+  for (int64_t layer = 0; layer < spec.num_layers; ++layer) {
+    for (int64_t d = 0; d < spec.num_directions(); ++d) {
+      float* ih = params->at(RecurrentParameterName("bias_ih", layer, d == 1)).data();
+      float* hh = params->at(RecurrentParameterName("bias_hh", layer, d == 1)).data();
+      for (int64_t unit = 0; unit < h; ++unit) {
+        const double forget = std::log(random.Uniform(1.0, static_cast<double>(max_steps - 1)));
+        ih[unit] = static_cast<float>(-forget);    // input gate, rows [0, H)
+        ih[h + unit] = static_cast<float>(forget);  // forget gate, rows [H, 2H)
+        hh[unit] = 0.0f;
+        hh[h + unit] = 0.0f;
+      }
     }
   }
 }
@@ -747,7 +772,10 @@ absl::StatusOr<TrainingOutcome> Train(const ModelSpec& spec, const Dataset& trai
     initial = hooks.initial_model->parameters;
   } else {
     initial = InitParameters(spec, options.seed);
-    if (options.forget_gate_bias.has_value()) {
+    if (options.chrono_max_steps > 0) {
+      SetChronoBias(spec, options.chrono_max_steps, HashToU64(options.seed, 0, kChronoStream),
+                    &initial);
+    } else if (options.forget_gate_bias.has_value()) {
       SetForgetGateBias(spec, *options.forget_gate_bias, &initial);
     }
   }

@@ -76,6 +76,11 @@ struct TrainerOptions {
   double dropout = 0.0;     // between recurrent layers, [0, 1)
   int64_t tbptt_steps = 0;  // > 0: truncated BPTT over chunks of this many steps
   std::optional<double> forget_gate_bias;  // LSTM: initial bias of the forget gate (e.g. 1.0)
+  // LSTM chrono initialization (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+  // time?"), for dependencies up to this many steps: forget-gate biases log(U[1, T_max - 1]),
+  // input-gate biases their negation, so the cells start with memory time scales spread up to
+  // T_max instead of ~1 step. 0 = off; > 0 needs T_max >= 3 and replaces forget_gate_bias.
+  int64_t chrono_max_steps = 0;
   double validation_split = 0.0;           // [0, 1): share of the data held out for validation
   EarlyStoppingOptions early_stopping;
   bool normalize_inputs = false;   // per-feature standardization fitted on the training split
@@ -159,6 +164,11 @@ absl::StatusOr<double> EvaluateLoss(Network& network, const Dataset& dataset, in
 // Sets the LSTM forget-gate bias: bias_ih rows [H, 2H) = value, bias_hh rows [H, 2H) = 0, every
 // layer and direction (PyTorch gate order i, f, g, o). No-op for other cells.
 void SetForgetGateBias(const ModelSpec& spec, double value, ParameterSet* params);
+
+// Chrono initialization (see TrainerOptions::chrono_max_steps): for every LSTM unit of every
+// layer and direction, b_f = log(u) with u ~ U[1, max_steps - 1) from `seed`, b_i = -b_f, in
+// bias_ih; the same rows of bias_hh are zeroed. No-op for other cells.
+void SetChronoBias(const ModelSpec& spec, int64_t max_steps, uint64_t seed, ParameterSet* params);
 
 }  // namespace recurrent::core
 

@@ -475,6 +475,27 @@ TEST(TrainerTest, ForgetGateBiasIsSetOnEveryLayerAndDirection) {
   }
 }
 
+TEST(TrainerTest, ChronoInitSpreadsForgetBiasesOverLogOneToLogTmax) {
+  ModelSpec spec;
+  spec.cell = CellType::kLstm;
+  spec.hidden_size = 200;
+  ParameterSet params = InitParameters(spec, 1);
+  SetChronoBias(spec, 100, 5, &params);
+  const std::vector<float>& ih = params.at("bias_ih_l0").values;
+  const std::vector<float>& hh = params.at("bias_hh_l0").values;
+  double largest = 0.0;
+  for (int u = 0; u < 200; ++u) {
+    const float forget = ih[200 + u];
+    EXPECT_GE(forget, 0.0f);
+    EXPECT_LT(forget, std::log(99.0f) + 1e-6f);
+    EXPECT_EQ(ih[u], -forget);  // input gate opposite
+    EXPECT_EQ(hh[u], 0.0f);
+    EXPECT_EQ(hh[200 + u], 0.0f);
+    largest = std::max(largest, static_cast<double>(forget));
+  }
+  EXPECT_GT(largest, std::log(80.0));  // the range is really used
+}
+
 TEST(TrainerTest, RejectsBadOptionsAndMismatchedData) {
   const Dataset data = MeanDataset(16, 5, 16);
   const ModelSpec spec = SpecFor(data, CellType::kGru, 4);
