@@ -60,12 +60,18 @@ def main():
     parser.add_argument("--bf16", action="store_true",
                         help="train and evaluate in bfloat16 (the opt-in engine precision)")
     parser.add_argument("--out", default=None, help="append raw JSON lines here")
+    parser.add_argument("--summarize", default=None,
+                        help="print the table for the JSON lines in this file and run nothing")
     args = parser.parse_args()
+    tasks = [t for t in args.tasks.split(",") if t]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.summarize:
+        with open(args.summarize) as records:
+            results = [json.loads(line) for line in records if line.startswith("{")]
+        return summarize(results, tasks, seeds)
     if not args.no_build:
         build(args.build_dir)
     binary = os.path.join(args.build_dir, "bin", "quality_suite")
-    tasks = [t for t in args.tasks.split(",") if t]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
     print(f"# Quality suite ({time.strftime('%Y-%m-%d %H:%M:%S')}), {args.jobs} jobs, "
           f"seeds {seeds}, budget scale {args.budget_scale}, "
           f"precision {'bf16' if args.bf16 else 'f32'}", flush=True)
@@ -80,6 +86,10 @@ def main():
             if args.out:
                 with open(args.out, "a") as out:
                     out.write(json.dumps(record) + "\n")
+    return summarize(results, tasks, seeds)
+
+
+def summarize(results, tasks, seeds):
     failed = [r for r in results if "error" in r]
     print("\n| task | figure | threshold | " + " | ".join(f"seed {s}" for s in seeds) +
           " | crossed at (iterations) | result |")
