@@ -1,0 +1,146 @@
+#include "server/inference_service.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/normalization.h"
+#include "server/grpc_status.h"
+#include "server/model_service.h"
+
+namespace recurrent::server {
+namespace {
+
+// Idle networks kept per model version; more concurrent calls create more, returned ones beyond
+// this are freed.
+constexpr size_t kMaxIdleNetworksPerModel = 8;
+
+grpc::Status Invalid(absl::string_view message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<core::Network>> InferenceServiceImpl::Acquire(
+    const LoadedModel& model) {
+  {
+    std::lock_guard lock(pool_mutex_);
+    auto it = idle_.find({model.name, model.version});
+    if (it != idle_.end() && !it->second.empty()) {
+      std::unique_ptr<core::Network> network = std::move(it->second.back());
+      it->second.pop_back();
+      return network;
+    }
+  }
+  core::NetworkOptions options;
+  options.num_threads = limits_.threads;
+  return core::Network::Create(model.model.spec, model.model.parameters, options);
+}
+
+void InferenceServiceImpl::Release(const LoadedModel& model,
+                                   std::unique_ptr<core::Network> network) {
+  std::lock_guard lock(pool_mutex_);
+  std::vector<std::unique_ptr<core::Network>>& idle = idle_[{model.name, model.version}];
+  if (idle.size() < kMaxIdleNetworksPerModel) idle.push_back(std::move(network));
+}
+
+grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext*, const v1::PredictRequest* request,
+                                           v1::PredictResponse* response) {
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded =
+      registry_->Load(ModelRefFromProto(request->model()));
+  if (!loaded.ok()) return ToGrpcStatus(loaded.status());
+  const LoadedModel& model = **loaded;
+  const core::ModelSpec& spec = model.model.spec;
+  const int64_t count = request->sequences_size();
+  if (count == 0) return Invalid("sequences is empty: send at least one sequence");
+  if (count > limits_.max_sequences) {
+    return Invalid(
+        absl::StrCat(count, " sequences, over --max_predict_sequences=", limits_.max_sequences));
+  }
+  int64_t total_values = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const v1::InputSequence& sequence = request->sequences(static_cast<int>(i));
+    if (sequence.steps() < 1 || sequence.steps() > limits_.max_steps) {
+      return Invalid(absl::StrCat("sequences[", i, "].steps is ", sequence.steps(),
+                                  "; it must be in [1, ", limits_.max_steps, "]"));
+    }
+    if (sequence.values_size() != sequence.steps() * spec.input_size) {
+      return Invalid(absl::StrCat("sequences[", i, "] has ", sequence.values_size(), " values; ",
+                                  sequence.steps(), " steps of the model's ", spec.input_size,
+                                  " inputs need ", sequence.steps() * spec.input_size));
+    }
+    for (int v = 0; v < sequence.values_size(); ++v) {
+      if (!std::isfinite(sequence.values(v))) {
+        return Invalid(absl::StrCat("sequences[", i, "] value ", v, " is not finite"));
+      }
+    }
+    total_values += sequence.values_size();
+    if (total_values > limits_.max_values) {
+      return Invalid(absl::StrCat("the request holds more than --max_predict_values=",
+                                  limits_.max_values, " input values"));
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<core::Network>> network = Acquire(model);
+  if (!network.ok()) return ToGrpcStatus(network.status());
+  // Sequences of one length share a Forward call; results go back in request order.
+  std::map<int64_t, std::vector<int64_t>> by_length;
+  for (int64_t i = 0; i < count; ++i) {
+    by_length[request->sequences(static_cast<int>(i)).steps()].push_back(i);
+  }
+  const int64_t o = spec.output_size;
+  const int64_t state_rows = spec.num_layers * spec.num_directions();
+  for (int64_t i = 0; i < count; ++i) response->add_outputs();
+  if (request->return_final_states()) {
+    for (int64_t i = 0; i < count; ++i) response->add_final_states();
+  }
+  grpc::Status status = grpc::Status::OK;
+  for (const auto& [steps, members] : by_length) {
+    const int64_t n = static_cast<int64_t>(members.size());
+    core::Tensor inputs({n, steps, spec.input_size});
+    for (int64_t b = 0; b < n; ++b) {
+      const v1::InputSequence& sequence = request->sequences(static_cast<int>(members[b]));
+      std::memcpy(inputs.data() + b * steps * spec.input_size, sequence.values().data(),
+                  sizeof(float) * sequence.values_size());
+    }
+    core::NormalizeInputs(model.model.normalization, inputs.data(), n * steps);
+    core::ForwardResult result;
+    if (absl::Status forward = (*network)->Forward(inputs, nullptr, &result); !forward.ok()) {
+      status = ToGrpcStatus(forward);
+      break;
+    }
+    const bool per_step = spec.head == core::HeadMode::kPerStep;
+    const int64_t rows = per_step ? steps : 1;
+    core::DenormalizeOutputs(model.model.normalization, result.outputs.data(), n * rows);
+    for (int64_t b = 0; b < n; ++b) {
+      v1::OutputSequence* out = response->mutable_outputs(static_cast<int>(members[b]));
+      out->set_steps(rows);
+      out->mutable_values()->Add(result.outputs.data() + b * rows * o,
+                                 result.outputs.data() + (b + 1) * rows * o);
+      if (request->return_final_states()) {
+        v1::RecurrentState* state = response->mutable_final_states(static_cast<int>(members[b]));
+        const int64_t h = spec.hidden_size;
+        for (int64_t r = 0; r < state_rows; ++r) {  // [L*D, N, H] -> this sequence's [L*D, H]
+          const float* row_h = result.final_state.h.data() + (r * n + b) * h;
+          state->mutable_h()->Add(row_h, row_h + h);
+          if (spec.has_cell_state()) {
+            const float* row_c = result.final_state.c.data() + (r * n + b) * h;
+            state->mutable_c()->Add(row_c, row_c + h);
+          }
+        }
+      }
+    }
+  }
+  Release(model, *std::move(network));
+  if (!status.ok()) return status;
+  response->set_model_name(model.name);
+  response->set_model_version(model.version);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceServiceImpl::StepPredict(
+    grpc::ServerContext*, grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>*) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "StepPredict is not implemented yet");
+}
+
+}  // namespace recurrent::server

@@ -1,0 +1,160 @@
+// recurrentd: the Recurrent service. Serves recurrent.v1.TrainingService, InferenceService and
+// ModelService, the standard grpc.health.v1.Health service and server reflection.
+//
+//   build/bin/recurrentd                       # localhost:50051, data in ./recurrent-data
+//   build/bin/recurrentd --helpfull            # every flag
+//
+// SIGTERM / SIGINT: health goes NOT_SERVING, new work is refused, running training jobs
+// checkpoint (they resume after a restart), in-flight calls get --shutdown_grace_seconds to
+// finish, exit code 0.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "server/inference_service.h"
+#include "server/job_manager.h"
+#include "server/model_registry.h"
+#include "server/model_service.h"
+#include "server/training_runner.h"
+#include "server/training_service.h"
+
+ABSL_FLAG(std::string, listen_address, "127.0.0.1",
+          "Address to serve gRPC on; 0.0.0.0 (or [::]) for every interface.");
+ABSL_FLAG(int, port, 50051, "gRPC port.");
+ABSL_FLAG(std::string, data_dir, "recurrent-data",
+          "Where models, jobs and checkpoints live (created if missing; shareable between "
+          "replicas).");
+ABSL_FLAG(int, training_workers, 1, "Training jobs that run at once.");
+ABSL_FLAG(int, training_threads, 1, "OpenMP threads per training job.");
+ABSL_FLAG(int, inference_threads, 1, "OpenMP threads per inference call.");
+ABSL_FLAG(int64_t, max_queued_jobs, 64, "Queued training jobs; more are RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20,
+          "Largest gRPC message accepted or sent, in bytes.");
+ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
+          "Memory budget of the loaded-model cache (parameter bytes).");
+ABSL_FLAG(int64_t, max_predict_sequences, 4096, "Sequences in one Predict request.");
+ABSL_FLAG(int64_t, max_predict_steps, 100000, "Steps of one sequence in Predict.");
+ABSL_FLAG(int64_t, max_import_bytes, int64_t{256} << 20, "Artifact bytes in one ImportModel.");
+ABSL_FLAG(double, checkpoint_interval_seconds, 30, "How often a running job checkpoints.");
+ABSL_FLAG(double, shutdown_grace_seconds, 10,
+          "On SIGTERM, how long in-flight calls may run before they are cancelled.");
+
+namespace recurrent::server {
+namespace {
+
+int Serve() {
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  std::error_code error;
+  std::filesystem::create_directories(data_dir, error);
+  if (error) {
+    std::fprintf(stderr, "recurrentd: cannot create --data_dir=%s: %s\n", data_dir.c_str(),
+                 error.message().c_str());
+    return 1;
+  }
+  RegistryOptions registry_options;
+  registry_options.cache_budget_bytes = absl::GetFlag(FLAGS_model_cache_bytes);
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+      ModelRegistry::Open(data_dir, registry_options);
+  if (!registry.ok()) {
+    std::fprintf(stderr, "recurrentd: %s\n", registry.status().ToString().c_str());
+    return 1;
+  }
+  TrainLimits train_limits;
+  TrainingRunnerOptions runner;
+  runner.checkpoints_dir = absl::StrCat(data_dir, "/checkpoints");
+  runner.threads = absl::GetFlag(FLAGS_training_threads);
+  runner.checkpoint_interval = absl::Seconds(absl::GetFlag(FLAGS_checkpoint_interval_seconds));
+  runner.limits = train_limits;
+  JobManagerOptions job_options;
+  job_options.jobs_dir = absl::StrCat(data_dir, "/jobs");
+  job_options.workers = absl::GetFlag(FLAGS_training_workers);
+  job_options.max_queued = absl::GetFlag(FLAGS_max_queued_jobs);
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs =
+      JobManager::Open(job_options, MakeTrainingRunner(runner, registry->get()));
+  if (!jobs.ok()) {
+    std::fprintf(stderr, "recurrentd: %s\n", jobs.status().ToString().c_str());
+    return 1;
+  }
+  for (const std::string& problem : (*jobs)->problems()) {
+    std::fprintf(stderr, "recurrentd: skipped %s\n", problem.c_str());
+  }
+
+  InferenceLimits inference_limits;
+  inference_limits.max_sequences = absl::GetFlag(FLAGS_max_predict_sequences);
+  inference_limits.max_steps = absl::GetFlag(FLAGS_max_predict_steps);
+  inference_limits.threads = absl::GetFlag(FLAGS_inference_threads);
+  TrainingServiceImpl training_service(jobs->get(), train_limits);
+  InferenceServiceImpl inference_service(registry->get(), inference_limits);
+  ModelServiceImpl model_service(registry->get(),
+                                 ModelServiceOptions{absl::GetFlag(FLAGS_max_import_bytes)});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_listen_address), ":", absl::GetFlag(FLAGS_port));
+  int bound_port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
+  const int max_message =
+      static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_message_bytes), INT32_MAX));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+  builder.RegisterService(&training_service);
+  builder.RegisterService(&inference_service);
+  builder.RegisterService(&model_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    std::fprintf(stderr, "recurrentd: cannot listen on %s\n", address.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "recurrentd: listening on %s:%d, data in %s\n",
+               absl::GetFlag(FLAGS_listen_address).c_str(), bound_port, data_dir.c_str());
+
+  // SIGTERM / SIGINT arrive here (blocked in every other thread, see main()).
+  std::thread signals([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int signal_number = 0;
+    sigwait(&set, &signal_number);
+    std::fprintf(stderr, "recurrentd: %s, draining\n",
+                 signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    server->GetHealthCheckService()->SetServingStatus(false);
+    (*jobs)->Shutdown();  // running jobs checkpoint and stay queued for the next start
+    const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+    server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(grace));
+  });
+  server->Wait();
+  signals.join();
+  std::fprintf(stderr, "recurrentd: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace recurrent::server
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "The Recurrent service: trains and serves RNN, LSTM and GRU models.");
+  absl::ParseCommandLine(argc, argv);
+  // Block the shutdown signals before any thread starts, so that only the signal thread gets them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return recurrent::server::Serve();
+}

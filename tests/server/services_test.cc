@@ -1,0 +1,269 @@
+// The gRPC services against an in-process server on an ephemeral port: a real channel, real
+// stubs, the real registry and job queue in a temporary data directory.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/artifact.h"
+#include "core/network.h"
+#include "core/spec_proto.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "server/inference_service.h"
+#include "server/job_manager.h"
+#include "server/model_registry.h"
+#include "server/model_service.h"
+#include "server/training_runner.h"
+#include "server/training_service.h"
+
+namespace recurrent::server {
+namespace {
+
+class ServicesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            (std::string("services-") +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+    registry_ = *ModelRegistry::Open(dir_);
+    TrainingRunnerOptions runner;
+    runner.checkpoints_dir = dir_ + "/checkpoints";
+    JobManagerOptions jobs;
+    jobs.jobs_dir = dir_ + "/jobs";
+    jobs.max_queued = 4;
+    jobs_ = *JobManager::Open(jobs, MakeTrainingRunner(runner, registry_.get()));
+    training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), TrainLimits());
+    inference_ = std::make_unique<InferenceServiceImpl>(registry_.get(), InferenceLimits());
+    models_ = std::make_unique<ModelServiceImpl>(registry_.get(), ModelServiceOptions());
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(training_.get());
+    builder.RegisterService(inference_.get());
+    builder.RegisterService(models_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       grpc::InsecureChannelCredentials());
+    training_stub_ = v1::TrainingService::NewStub(channel);
+    inference_stub_ = v1::InferenceService::NewStub(channel);
+    model_stub_ = v1::ModelService::NewStub(channel);
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    jobs_->Shutdown();
+  }
+
+  // Registers a small GRU directly (no training) and returns its model.
+  core::Model RegisterGru(const std::string& name) {
+    core::Model model;
+    model.spec.cell = core::CellType::kGru;
+    model.spec.input_size = 2;
+    model.spec.hidden_size = 5;
+    model.spec.head = core::HeadMode::kPerStep;
+    model.spec.output_size = 3;
+    model.parameters = core::InitParameters(model.spec, 9);
+    EXPECT_TRUE(registry_->Register(name, model).ok());
+    return model;
+  }
+
+  std::string dir_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<TrainingServiceImpl> training_;
+  std::unique_ptr<InferenceServiceImpl> inference_;
+  std::unique_ptr<ModelServiceImpl> models_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::TrainingService::Stub> training_stub_;
+  std::unique_ptr<v1::InferenceService::Stub> inference_stub_;
+  std::unique_ptr<v1::ModelService::Stub> model_stub_;
+};
+
+TEST_F(ServicesTest, TrainWatchThenPredictWithTheRegisteredModel) {
+  v1::TrainRequest request;
+  request.set_model_name("adder");
+  core::ModelSpec spec;
+  spec.cell = core::CellType::kGru;
+  spec.input_size = 2;
+  spec.hidden_size = 8;
+  spec.head = core::HeadMode::kLastStep;
+  *request.mutable_spec() = core::ModelSpecToProto(spec);
+  request.mutable_data()->mutable_generator()->mutable_adding_problem()->set_sequences(64);
+  request.mutable_data()->mutable_generator()->mutable_adding_problem()->set_length(10);
+  request.mutable_options()->set_max_epochs(2);
+  grpc::ClientContext train_context;
+  v1::TrainResponse submitted;
+  ASSERT_TRUE(training_stub_->Train(&train_context, request, &submitted).ok());
+
+  grpc::ClientContext watch_context;
+  v1::WatchJobRequest watch;
+  watch.set_job_id(submitted.job_id());
+  auto reader = training_stub_->WatchJob(&watch_context, watch);
+  v1::JobEvent event;
+  v1::JobState last = v1::JOB_STATE_UNSPECIFIED;
+  int events = 0;
+  while (reader->Read(&event)) {
+    last = event.job().state();
+    ++events;
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(last, v1::JOB_STATE_SUCCEEDED) << event.job().error();
+  EXPECT_GE(events, 1);
+  EXPECT_EQ(event.job().model_version(), 1);
+
+  // Predict equals the engine's Forward on the registered weights, bit for bit.
+  auto loaded = registry_->Load(ModelRef{"adder", 1, ""});
+  ASSERT_TRUE(loaded.ok());
+  v1::PredictRequest predict;
+  predict.mutable_model()->set_name("adder");
+  core::Tensor inputs({2, 10, 2});
+  for (int64_t i = 0; i < inputs.size(); ++i) inputs.values[i] = 0.01f * static_cast<float>(i % 37);
+  for (int b = 0; b < 2; ++b) {
+    v1::InputSequence* sequence = predict.add_sequences();
+    sequence->set_steps(10);
+    sequence->mutable_values()->Add(inputs.data() + b * 20, inputs.data() + (b + 1) * 20);
+  }
+  grpc::ClientContext predict_context;
+  v1::PredictResponse predicted;
+  ASSERT_TRUE(inference_stub_->Predict(&predict_context, predict, &predicted).ok());
+  auto network = core::Network::Create((*loaded)->model.spec, (*loaded)->model.parameters);
+  core::ForwardResult expected;
+  ASSERT_TRUE((*network)->Forward(inputs, nullptr, &expected).ok());
+  ASSERT_EQ(predicted.outputs_size(), 2);
+  EXPECT_EQ(predicted.model_version(), 1);
+  for (int b = 0; b < 2; ++b) {
+    ASSERT_EQ(predicted.outputs(b).values_size(), 1);
+    EXPECT_EQ(predicted.outputs(b).values(0), expected.outputs.values[b]);
+  }
+}
+
+TEST_F(ServicesTest, PredictRejectsBadInputWithInvalidArgumentAndUnknownModelsWithNotFound) {
+  RegisterGru("tagger");
+  v1::PredictRequest request;
+  request.mutable_model()->set_name("tagger");
+  grpc::ClientContext empty_context;
+  v1::PredictResponse response;
+  EXPECT_EQ(inference_stub_->Predict(&empty_context, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::InputSequence* sequence = request.add_sequences();
+  sequence->set_steps(2);
+  sequence->add_values(1.0f);  // 1 value for 2 steps x 2 inputs
+  grpc::ClientContext shape_context;
+  const grpc::Status shape = inference_stub_->Predict(&shape_context, request, &response);
+  EXPECT_EQ(shape.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(shape.error_message().find("need 4"), std::string::npos) << shape.error_message();
+
+  sequence->clear_values();
+  for (float v : {1.0f, 2.0f, std::nanf(""), 4.0f}) sequence->add_values(v);
+  grpc::ClientContext nan_context;
+  EXPECT_EQ(inference_stub_->Predict(&nan_context, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  request.mutable_model()->set_name("nobody");
+  grpc::ClientContext missing_context;
+  EXPECT_EQ(inference_stub_->Predict(&missing_context, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServicesTest, PredictKeepsRequestOrderAcrossLengthsAndReturnsStates) {
+  const core::Model model = RegisterGru("tagger");
+  v1::PredictRequest request;
+  request.mutable_model()->set_name("tagger");
+  request.set_return_final_states(true);
+  const int lengths[] = {3, 1, 3};
+  for (int length : lengths) {
+    v1::InputSequence* sequence = request.add_sequences();
+    sequence->set_steps(length);
+    for (int v = 0; v < length * 2; ++v) sequence->add_values(0.1f * (v + length));
+  }
+  grpc::ClientContext context;
+  v1::PredictResponse response;
+  ASSERT_TRUE(inference_stub_->Predict(&context, request, &response).ok());
+  auto network = core::Network::Create(model.spec, model.parameters);
+  for (int i = 0; i < 3; ++i) {
+    core::Tensor inputs({1, lengths[i], 2});
+    for (int v = 0; v < lengths[i] * 2; ++v) inputs.values[v] = 0.1f * (v + lengths[i]);
+    core::ForwardResult expected;
+    ASSERT_TRUE((*network)->Forward(inputs, nullptr, &expected).ok());
+    EXPECT_EQ(response.outputs(i).steps(), lengths[i]);
+    ASSERT_EQ(response.outputs(i).values_size(), lengths[i] * 3);
+    for (int v = 0; v < lengths[i] * 3; ++v) {
+      EXPECT_NEAR(response.outputs(i).values(v), expected.outputs.values[v], 1e-6) << i;
+    }
+    EXPECT_EQ(response.final_states(i).h_size(), 5);
+  }
+}
+
+TEST_F(ServicesTest, ModelServiceAliasesExportAndImport) {
+  RegisterGru("tagger");
+  grpc::ClientContext alias_context;
+  v1::SetAliasRequest alias;
+  alias.set_name("tagger");
+  alias.set_alias("production");
+  alias.set_version(1);
+  v1::ModelInfo info;
+  ASSERT_TRUE(model_stub_->SetAlias(&alias_context, alias, &info).ok());
+  EXPECT_EQ(info.aliases().at("production"), 1);
+
+  grpc::ClientContext delete_context;
+  v1::DeleteModelVersionRequest remove;
+  remove.set_name("tagger");
+  remove.set_version(1);
+  EXPECT_EQ(model_stub_->DeleteModelVersion(&delete_context, remove, &info).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  grpc::ClientContext export_context;
+  v1::ExportModelRequest export_request;
+  export_request.mutable_model()->set_name("tagger");
+  export_request.mutable_model()->set_alias("production");
+  v1::ExportModelResponse exported;
+  ASSERT_TRUE(model_stub_->ExportModel(&export_context, export_request, &exported).ok());
+  EXPECT_TRUE(core::ParseModel(exported.artifact()).ok());
+
+  grpc::ClientContext import_context;
+  v1::ImportModelRequest import_request;
+  import_request.set_name("copy");
+  import_request.set_artifact(exported.artifact());
+  v1::ModelVersionInfo imported;
+  ASSERT_TRUE(model_stub_->ImportModel(&import_context, import_request, &imported).ok());
+  EXPECT_EQ(imported.version(), 1);
+
+  grpc::ClientContext corrupt_context;
+  import_request.set_artifact(exported.artifact().substr(0, 20));
+  EXPECT_EQ(model_stub_->ImportModel(&corrupt_context, import_request, &imported).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext list_context;
+  v1::ListModelsResponse listed;
+  ASSERT_TRUE(model_stub_->ListModels(&list_context, v1::ListModelsRequest(), &listed).ok());
+  EXPECT_EQ(listed.models_size(), 2);
+}
+
+TEST_F(ServicesTest, TrainRejectsBadRequestsAtOnce) {
+  v1::TrainRequest request;
+  request.set_model_name("../escape");
+  grpc::ClientContext name_context;
+  v1::TrainResponse response;
+  EXPECT_EQ(training_stub_->Train(&name_context, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_model_name("ok");
+  grpc::ClientContext spec_context;
+  const grpc::Status no_spec = training_stub_->Train(&spec_context, request, &response);
+  EXPECT_EQ(no_spec.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(no_spec.error_message().find("spec"), std::string::npos);
+
+  grpc::ClientContext job_context;
+  v1::GetJobRequest get;
+  get.set_job_id("job-nope");
+  v1::Job job;
+  EXPECT_EQ(training_stub_->GetJob(&job_context, get, &job).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace recurrent::server
