@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/normalization.h"
 #include "server/grpc_status.h"
 #include "server/model_service.h"
+#include "server/stream_snapshot.h"
 
 namespace recurrent::server {
 namespace {
@@ -138,9 +140,133 @@ grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext*, const v1::Predi
   return grpc::Status::OK;
 }
 
+absl::StatusOr<std::shared_ptr<StepBatcher>> InferenceServiceImpl::BatcherFor(
+    std::shared_ptr<const LoadedModel> model) {
+  std::lock_guard lock(batchers_mutex_);
+  std::weak_ptr<StepBatcher>& slot = batchers_[{model->name, model->version}];
+  if (std::shared_ptr<StepBatcher> existing = slot.lock()) return existing;
+  absl::StatusOr<std::unique_ptr<StepBatcher>> created =
+      StepBatcher::Create(std::move(model), limits_.batching);
+  if (!created.ok()) return created.status();
+  std::shared_ptr<StepBatcher> batcher = *std::move(created);
+  slot = batcher;
+  return batcher;
+}
+
 grpc::Status InferenceServiceImpl::StepPredict(
-    grpc::ServerContext*, grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "StepPredict is not implemented yet");
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  v1::StepRequest request;
+  if (!stream->Read(&request)) return grpc::Status::OK;  // closed before opening: nothing to do
+  if (!request.has_open()) {
+    return Invalid("the first StepPredict message must be `open` (a model, or a snapshot)");
+  }
+  // Counts this stream for as long as the handler runs.
+  struct StreamCount {
+    explicit StreamCount(std::atomic<int64_t>& count) : count_(count) { ++count_; }
+    ~StreamCount() { --count_; }
+    std::atomic<int64_t>& count_;
+  } counted(open_streams_);
+  if (open_streams_.load() > limits_.max_streams) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("too many open streams (--max_streams=", limits_.max_streams,
+                                     "); retry later"));
+  }
+
+  // The model version, pinned for the life of the session, and the starting state.
+  ModelRef ref = ModelRefFromProto(request.open().model());
+  std::optional<StreamState> resumed;
+  if (!request.open().resume_from().empty()) {
+    absl::StatusOr<StreamState> decoded =
+        DecodeSnapshot(request.open().resume_from(), int64_t{1} << 26);
+    if (!decoded.ok()) return ToGrpcStatus(decoded.status());
+    resumed = *std::move(decoded);
+    ref = ModelRef{resumed->model_name, resumed->model_version, ""};
+  }
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded = registry_->Load(ref);
+  if (!loaded.ok()) return ToGrpcStatus(loaded.status());
+  absl::StatusOr<std::shared_ptr<StepBatcher>> batcher = BatcherFor(*loaded);
+  if (!batcher.ok()) return ToGrpcStatus(batcher.status());
+  StepBatcher& steps = **batcher;
+  const LoadedModel& model = **loaded;
+  const core::ModelSpec& spec = model.model.spec;
+  std::vector<float> state(steps.state_size(), 0.0f);
+  int64_t steps_taken = 0;
+  if (resumed.has_value()) {
+    if (static_cast<int64_t>(resumed->state.size()) != steps.state_size()) {
+      return Invalid("resume_from holds a state of the wrong size for its model");
+    }
+    state = resumed->state;
+    steps_taken = resumed->steps_taken;
+  }
+  steps.StreamOpened();
+  struct Closer {
+    ~Closer() { batcher.StreamClosed(); }
+    StepBatcher& batcher;
+  } closer{steps};
+
+  v1::StepResponse opened;
+  opened.mutable_opened()->set_model_name(model.name);
+  opened.mutable_opened()->set_model_version(model.version);
+  opened.mutable_opened()->set_input_size(spec.input_size);
+  opened.mutable_opened()->set_output_size(spec.output_size);
+  opened.mutable_opened()->set_steps_taken(steps_taken);
+  if (!stream->Write(opened)) return grpc::Status::OK;
+
+  std::vector<float> input(spec.input_size);
+  std::vector<float> output(spec.output_size);
+  while (!context->IsCancelled() && stream->Read(&request)) {
+    v1::StepResponse response;
+    switch (request.kind_case()) {
+      case v1::StepRequest::kStep: {
+        const v1::StepInput& step = request.step();
+        if (step.steps() < 1 || step.steps() > limits_.max_steps_per_message) {
+          return Invalid(absl::StrCat("step.steps is ", step.steps(), "; it must be in [1, ",
+                                      limits_.max_steps_per_message, "]"));
+        }
+        if (step.values_size() != step.steps() * spec.input_size) {
+          return Invalid(absl::StrCat("step has ", step.values_size(), " values; ", step.steps(),
+                                      " steps of ", spec.input_size, " inputs need ",
+                                      step.steps() * spec.input_size));
+        }
+        for (int v = 0; v < step.values_size(); ++v) {
+          if (!std::isfinite(step.values(v))) {
+            return Invalid(absl::StrCat("step value ", v, " is not finite"));
+          }
+        }
+        v1::StepOutput* out = response.mutable_output();
+        out->set_steps(step.steps());
+        for (int64_t t = 0; t < step.steps(); ++t) {
+          std::memcpy(input.data(), step.values().data() + t * spec.input_size,
+                      sizeof(float) * spec.input_size);
+          core::NormalizeInputs(model.model.normalization, input.data(), 1);
+          if (absl::Status status = steps.Step(input.data(), state.data(), output.data());
+              !status.ok()) {
+            return ToGrpcStatus(status);
+          }
+          core::DenormalizeOutputs(model.model.normalization, output.data(), 1);
+          out->mutable_values()->Add(output.begin(), output.end());
+          ++steps_taken;
+        }
+        break;
+      }
+      case v1::StepRequest::kReset:
+        std::fill(state.begin(), state.end(), 0.0f);
+        steps_taken = 0;
+        response.set_reset_done(true);
+        break;
+      case v1::StepRequest::kSnapshot:
+        response.mutable_snapshot()->set_data(
+            EncodeSnapshot(StreamState{model.name, model.version, steps_taken, state}));
+        break;
+      case v1::StepRequest::kOpen:
+        return Invalid("the session is already open; `open` is only valid as the first message");
+      default:
+        return Invalid("an empty StepPredict message: send step, reset or snapshot");
+    }
+    if (!stream->Write(response)) break;
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace recurrent::server

@@ -46,6 +46,12 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
           "Memory budget of the loaded-model cache (parameter bytes).");
 ABSL_FLAG(int64_t, max_predict_sequences, 4096, "Sequences in one Predict request.");
 ABSL_FLAG(int64_t, max_predict_steps, 100000, "Steps of one sequence in Predict.");
+ABSL_FLAG(int64_t, max_streams, 1024, "Open StepPredict sessions; more are RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_steps_per_message, 1024, "Timesteps in one StepPredict message.");
+ABSL_FLAG(int64_t, step_max_batch, 64, "Most stream steps one engine Step call batches.");
+ABSL_FLAG(int64_t, step_max_wait_us, 200,
+          "Longest a step waits for other streams to join its batch, in microseconds (a lone "
+          "stream never waits).");
 ABSL_FLAG(int64_t, max_import_bytes, int64_t{256} << 20, "Artifact bytes in one ImportModel.");
 ABSL_FLAG(double, checkpoint_interval_seconds, 30, "How often a running job checkpoints.");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -95,6 +101,11 @@ int Serve() {
   inference_limits.max_sequences = absl::GetFlag(FLAGS_max_predict_sequences);
   inference_limits.max_steps = absl::GetFlag(FLAGS_max_predict_steps);
   inference_limits.threads = absl::GetFlag(FLAGS_inference_threads);
+  inference_limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  inference_limits.max_steps_per_message = absl::GetFlag(FLAGS_max_steps_per_message);
+  inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
+  inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
+  inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
   TrainingServiceImpl training_service(jobs->get(), train_limits);
   InferenceServiceImpl inference_service(registry->get(), inference_limits);
   ModelServiceImpl model_service(registry->get(),

@@ -1,0 +1,91 @@
+// Batches the timesteps of concurrent StepPredict streams on one model version into single
+// engine Step() calls.
+//
+// A stream calls Step() with its input, its state block and room for its output, and blocks until
+// its step ran. One worker thread per batcher takes up to `max_batch` waiting steps, at most one
+// per stream at a time (a stream blocks on its step, so its steps can never be reordered), and
+// runs them together. Adaptive wait: when the steps queued so far are all the streams that are
+// active (open sessions), the worker runs at once; otherwise it waits up to `max_wait` for more
+// streams to join the batch. A lone stream therefore never waits.
+//
+// Thread-safe. The batcher holds the model (shared_ptr), so the version stays loaded while any
+// stream uses it.
+#ifndef RECURRENT_SERVER_STEP_BATCHER_H_
+#define RECURRENT_SERVER_STEP_BATCHER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/network.h"
+#include "server/model_registry.h"
+
+namespace recurrent::server {
+
+struct StepBatcherOptions {
+  int64_t max_batch = 64;
+  absl::Duration max_wait = absl::Microseconds(200);
+  int threads = 1;  // OpenMP threads of the engine's Step calls
+};
+
+struct StepBatchStats {
+  int64_t calls = 0;  // engine Step calls
+  int64_t steps = 0;  // stream steps they ran
+};
+
+class StepBatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<StepBatcher>> Create(
+      std::shared_ptr<const LoadedModel> model, const StepBatcherOptions& options);
+  ~StepBatcher();
+  StepBatcher(const StepBatcher&) = delete;
+  StepBatcher& operator=(const StepBatcher&) = delete;
+
+  // Streams announce themselves so the worker knows how many could join a batch.
+  void StreamOpened();
+  void StreamClosed();
+
+  // One timestep of one stream: input [input_size] (normalized), state [state_size()] updated in
+  // place, output [output_size]. Blocks until done.
+  absl::Status Step(const float* input, float* state, float* output);
+
+  int64_t state_size() const { return state_size_; }
+  const LoadedModel& model() const { return *model_; }
+  StepBatchStats stats() const;
+
+ private:
+  struct Pending {
+    const float* input;
+    float* state;
+    float* output;
+    bool done = false;
+    absl::Status status;
+  };
+
+  StepBatcher(std::shared_ptr<const LoadedModel> model, std::unique_ptr<core::Network> network,
+              const StepBatcherOptions& options);
+  void WorkerLoop();
+
+  const std::shared_ptr<const LoadedModel> model_;
+  const std::unique_ptr<core::Network> network_;  // used by the worker thread only
+  const StepBatcherOptions options_;
+  const int64_t state_size_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_;  // a step was queued, or stopping_
+  std::condition_variable done_;  // a batch finished
+  std::vector<Pending*> queue_;   // guarded by mutex_
+  int64_t active_streams_ = 0;    // guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  StepBatchStats stats_;          // guarded by mutex_
+  std::thread worker_;
+};
+
+}  // namespace recurrent::server
+
+#endif  // RECURRENT_SERVER_STEP_BATCHER_H_

@@ -1,0 +1,87 @@
+// StepBatcher (server/step_batcher.h): steps of concurrent streams share engine calls, a lone
+// stream never waits, and each stream's results equal its solo run.
+#include "server/step_batcher.h"
+
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace recurrent::server {
+namespace {
+
+std::shared_ptr<const LoadedModel> SmallLstm() {
+  auto loaded = std::make_shared<LoadedModel>();
+  loaded->name = "m";
+  loaded->version = 1;
+  loaded->model.spec.cell = core::CellType::kLstm;
+  loaded->model.spec.input_size = 3;
+  loaded->model.spec.hidden_size = 16;
+  loaded->model.spec.num_layers = 2;
+  loaded->model.parameters = core::InitParameters(loaded->model.spec, 4);
+  return loaded;
+}
+
+TEST(StepBatcherTest, ALoneStreamNeverWaitsForCompany) {
+  StepBatcherOptions options;
+  options.max_wait = absl::Seconds(1);  // would make 50 steps take 50 s if it waited
+  auto batcher = StepBatcher::Create(SmallLstm(), options);
+  ASSERT_TRUE(batcher.ok());
+  (*batcher)->StreamOpened();
+  std::vector<float> state((*batcher)->state_size(), 0.0f);
+  float input[3] = {0.1f, 0.2f, 0.3f}, output[1];
+  const absl::Time start = absl::Now();
+  for (int t = 0; t < 50; ++t) ASSERT_TRUE((*batcher)->Step(input, state.data(), output).ok());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  (*batcher)->StreamClosed();
+}
+
+TEST(StepBatcherTest, ConcurrentStreamsShareEngineCallsAndKeepTheirOwnResults) {
+  StepBatcherOptions options;
+  options.max_wait = absl::Milliseconds(20);
+  const std::shared_ptr<const LoadedModel> model = SmallLstm();
+  auto batcher = StepBatcher::Create(model, options);
+  ASSERT_TRUE(batcher.ok());
+  constexpr int kStreams = 4, kSteps = 100;
+  for (int s = 0; s < kStreams; ++s) (*batcher)->StreamOpened();
+  std::vector<std::vector<float>> outputs(kStreams, std::vector<float>(kSteps));
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kStreams; ++s) {
+    threads.emplace_back([&, s] {
+      std::vector<float> state((*batcher)->state_size(), 0.0f);
+      for (int t = 0; t < kSteps; ++t) {
+        const float input[3] = {0.01f * t, 0.1f * s, -0.02f * t};
+        ASSERT_TRUE((*batcher)->Step(input, state.data(), &outputs[s][t]).ok());
+      }
+      (*batcher)->StreamClosed();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const StepBatchStats stats = (*batcher)->stats();
+  EXPECT_EQ(stats.steps, kStreams * kSteps);
+  EXPECT_LE(stats.calls, stats.steps * 3 / 4) << "steps were not batched";
+
+  auto solo = core::Network::Create(model->model.spec, model->model.parameters);
+  ASSERT_TRUE(solo.ok());
+  for (int s = 0; s < kStreams; ++s) {
+    std::vector<float> state((*solo)->step_state_size(), 0.0f);
+    float* states[1] = {state.data()};
+    for (int t = 0; t < kSteps; ++t) {
+      const float input[3] = {0.01f * t, 0.1f * s, -0.02f * t};
+      float expected = 0.0f;
+      ASSERT_TRUE((*solo)->Step(input, 1, states, &expected).ok());
+      EXPECT_NEAR(outputs[s][t], expected, 1e-5f * (1.0f + std::abs(expected))) << s << " " << t;
+    }
+  }
+}
+
+TEST(StepBatcherTest, RefusesBidirectionalModels) {
+  auto loaded = std::make_shared<LoadedModel>(*SmallLstm());
+  loaded->model.spec.bidirectional = true;
+  loaded->model.parameters = core::InitParameters(loaded->model.spec, 1);
+  EXPECT_EQ(StepBatcher::Create(loaded, StepBatcherOptions()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace recurrent::server
