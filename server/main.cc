@@ -122,6 +122,9 @@ int Serve() {
       static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_message_bytes), INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_message);
   builder.SetMaxSendMessageSize(max_message);
+  // Sync-server threads poll their queues with this timeout; gRPC's default (1 s) makes a
+  // shutdown wait that long for idle threads.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
   builder.RegisterService(&training_service);
   builder.RegisterService(&inference_service);
   builder.RegisterService(&model_service);

@@ -1,0 +1,211 @@
+// End to end: starts the real build/bin/recurrentd on a free port, trains a model through the
+// API, predicts, streams, stops the server with SIGTERM, starts it again on the same data
+// directory and finds the models, aliases and job history intact.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "core/model_spec.h"
+#include "core/spec_proto.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "recurrent/v1/service.grpc.pb.h"
+
+namespace recurrent::e2e {
+namespace {
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A recurrentd child process; SIGKILLed if a test fails before stopping it.
+class Server {
+ public:
+  Server(const std::string& data_dir, int port) : port_(port) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string data_flag = "--data_dir=" + data_dir;
+      const std::string port_flag = "--port=" + std::to_string(port);
+      ::execl(RECURRENTD_PATH, "recurrentd", data_flag.c_str(), port_flag.c_str(),
+              "--shutdown_grace_seconds=2", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    target_ = "127.0.0.1:" + std::to_string(port);
+  }
+  ~Server() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits until the server answers (at most 30 s). A channel whose first connection was refused
+  // (the server was not listening yet) stays failed for its backoff period, so each attempt uses
+  // a fresh channel; the one that answers is kept.
+  bool Ready() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      grpc::ChannelArguments unique;
+      unique.SetInt("recurrent.e2e.attempt", attempts_++);  // no subchannel sharing
+      auto channel = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), unique);
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      v1::ListModelsResponse response;
+      if (v1::ModelService::NewStub(channel)
+              ->ListModels(&context, v1::ListModelsRequest(), &response)
+              .ok()) {
+        channel_ = channel;
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+  // SIGTERM and the exit status.
+  int Stop() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+
+ private:
+  int port_;
+  std::string target_;
+  int attempts_ = 0;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+v1::PredictRequest AddingInputs() {
+  v1::PredictRequest request;
+  request.mutable_model()->set_name("adder");
+  request.mutable_model()->set_alias("production");
+  v1::InputSequence* sequence = request.add_sequences();
+  sequence->set_steps(10);
+  for (int t = 0; t < 10; ++t) {
+    sequence->add_values(0.1f * t);
+    sequence->add_values(t == 2 || t == 7 ? 1.0f : 0.0f);
+  }
+  return request;
+}
+
+TEST(RecurrentdTest, TrainPredictStreamRestartAndFindEverything) {
+  const std::string data_dir = (std::filesystem::temp_directory_path() / "recurrentd-e2e").string();
+  std::filesystem::remove_all(data_dir);
+  const int port = FreePort();
+  float first_prediction = 0.0f;
+  std::string job_id;
+  {
+    Server server(data_dir, port);
+    ASSERT_TRUE(server.Ready()) << "recurrentd did not start";
+    auto training = v1::TrainingService::NewStub(server.channel());
+    auto models = v1::ModelService::NewStub(server.channel());
+    auto inference = v1::InferenceService::NewStub(server.channel());
+
+    v1::TrainRequest train;
+    train.set_model_name("adder");
+    core::ModelSpec spec;
+    spec.cell = core::CellType::kGru;
+    spec.input_size = 2;
+    spec.hidden_size = 16;
+    spec.head = core::HeadMode::kLastStep;
+    *train.mutable_spec() = core::ModelSpecToProto(spec);
+    train.mutable_data()->mutable_generator()->mutable_adding_problem()->set_sequences(256);
+    train.mutable_data()->mutable_generator()->mutable_adding_problem()->set_length(10);
+    train.mutable_options()->set_max_epochs(3);
+    grpc::ClientContext train_context;
+    v1::TrainResponse submitted;
+    ASSERT_TRUE(training->Train(&train_context, train, &submitted).ok());
+    job_id = submitted.job_id();
+
+    grpc::ClientContext watch_context;
+    v1::WatchJobRequest watch;
+    watch.set_job_id(job_id);
+    auto events = training->WatchJob(&watch_context, watch);
+    v1::JobEvent event;
+    while (events->Read(&event)) {
+    }
+    ASSERT_TRUE(events->Finish().ok());
+    ASSERT_EQ(event.job().state(), v1::JOB_STATE_SUCCEEDED) << event.job().error();
+
+    grpc::ClientContext alias_context;
+    v1::SetAliasRequest alias;
+    alias.set_name("adder");
+    alias.set_alias("production");
+    alias.set_version(event.job().model_version());
+    v1::ModelInfo info;
+    ASSERT_TRUE(models->SetAlias(&alias_context, alias, &info).ok());
+
+    grpc::ClientContext predict_context;
+    v1::PredictResponse predicted;
+    ASSERT_TRUE(inference->Predict(&predict_context, AddingInputs(), &predicted).ok());
+    first_prediction = predicted.outputs(0).values(0);
+
+    grpc::ClientContext stream_context;
+    auto stream = inference->StepPredict(&stream_context);
+    v1::StepRequest open;
+    open.mutable_open()->mutable_model()->set_name("adder");
+    ASSERT_TRUE(stream->Write(open));
+    v1::StepResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.opened().model_version(), 1);
+    v1::StepRequest step;
+    step.mutable_step()->set_steps(3);
+    for (int v = 0; v < 6; ++v) step.mutable_step()->add_values(0.1f * v);
+    ASSERT_TRUE(stream->Write(step));
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.output().values_size(), 3);
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+
+    EXPECT_EQ(server.Stop(), 0) << "recurrentd did not exit cleanly on SIGTERM";
+  }
+  Server restarted(data_dir, port);
+  ASSERT_TRUE(restarted.Ready());
+  auto training = v1::TrainingService::NewStub(restarted.channel());
+  auto models = v1::ModelService::NewStub(restarted.channel());
+  auto inference = v1::InferenceService::NewStub(restarted.channel());
+  grpc::ClientContext get_context;
+  v1::GetModelRequest get;
+  get.set_name("adder");
+  v1::ModelInfo info;
+  ASSERT_TRUE(models->GetModel(&get_context, get, &info).ok());
+  EXPECT_EQ(info.versions_size(), 1);
+  EXPECT_EQ(info.aliases().at("production"), 1);
+  EXPECT_EQ(info.versions(0).training().job_id(), job_id);
+
+  grpc::ClientContext jobs_context;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(training->ListJobs(&jobs_context, v1::ListJobsRequest(), &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  EXPECT_EQ(jobs.jobs(0).id(), job_id);
+  EXPECT_EQ(jobs.jobs(0).state(), v1::JOB_STATE_SUCCEEDED);
+
+  grpc::ClientContext predict_context;
+  v1::PredictResponse predicted;
+  ASSERT_TRUE(inference->Predict(&predict_context, AddingInputs(), &predicted).ok());
+  EXPECT_EQ(predicted.outputs(0).values(0), first_prediction);
+  EXPECT_EQ(restarted.Stop(), 0);
+  std::filesystem::remove_all(data_dir);
+}
+
+}  // namespace
+}  // namespace recurrent::e2e
