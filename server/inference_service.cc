@@ -200,10 +200,15 @@ grpc::Status InferenceServiceImpl::StepPredict(
     steps_taken = resumed->steps_taken;
   }
   steps.StreamOpened();
+  if (metrics_ != nullptr) metrics_->StreamOpened();
   struct Closer {
-    ~Closer() { batcher.StreamClosed(); }
+    ~Closer() {
+      batcher.StreamClosed();
+      if (metrics != nullptr) metrics->StreamClosed();
+    }
     StepBatcher& batcher;
-  } closer{steps};
+    ServerMetrics* metrics;
+  } closer{steps, metrics_};
 
   v1::StepResponse opened;
   opened.mutable_opened()->set_model_name(model.name);

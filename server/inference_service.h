@@ -19,6 +19,7 @@
 
 #include "core/network.h"
 #include "recurrent/v1/service.grpc.pb.h"
+#include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/step_batcher.h"
 
@@ -36,8 +37,10 @@ struct InferenceLimits {
 
 class InferenceServiceImpl final : public v1::InferenceService::Service {
  public:
-  InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits)
-      : registry_(registry), limits_(limits) {}
+  // `metrics` may be null (tests).
+  InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
+                       ServerMetrics* metrics = nullptr)
+      : registry_(registry), limits_(limits), metrics_(metrics) {}
 
   grpc::Status Predict(grpc::ServerContext* context, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
@@ -56,6 +59,7 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
 
   ModelRegistry* const registry_;
   const InferenceLimits limits_;
+  ServerMetrics* const metrics_;
   std::mutex batchers_mutex_;
   std::map<PoolKey, std::weak_ptr<StepBatcher>> batchers_;  // guarded by batchers_mutex_
   std::atomic<int64_t> open_streams_{0};

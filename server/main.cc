@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -23,8 +24,10 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
+#include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/model_service.h"
 #include "server/training_runner.h"
@@ -33,6 +36,9 @@
 ABSL_FLAG(std::string, listen_address, "127.0.0.1",
           "Address to serve gRPC on; 0.0.0.0 (or [::]) for every interface.");
 ABSL_FLAG(int, port, 50051, "gRPC port.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1",
+          "Address of the Prometheus /metrics endpoint; 0.0.0.0 for every interface.");
+ABSL_FLAG(int, metrics_port, 9464, "Port of the Prometheus /metrics endpoint; 0 disables it.");
 ABSL_FLAG(std::string, data_dir, "recurrent-data",
           "Where models, jobs and checkpoints live (created if missing; shareable between "
           "replicas).");
@@ -106,8 +112,28 @@ int Serve() {
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
+  ServerMetrics metrics;
+  inference_limits.batching.on_batch = [&metrics](double seconds, int64_t batch) {
+    metrics.RecordStep(seconds, batch);
+  };
+  std::unique_ptr<prometheus::Exposer> exposer;
+  const auto state = std::make_shared<StateCollector>(jobs->get(), registry->get());
+  if (absl::GetFlag(FLAGS_metrics_port) != 0) {
+    const std::string metrics_address =
+        absl::StrCat(absl::GetFlag(FLAGS_metrics_address), ":", absl::GetFlag(FLAGS_metrics_port));
+    try {  // civetweb reports a port it cannot bind by throwing; nothing else here throws
+      exposer = std::make_unique<prometheus::Exposer>(metrics_address, 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "recurrentd: cannot serve metrics on %s: %s\n", metrics_address.c_str(),
+                   e.what());
+      return 1;
+    }
+    exposer->RegisterCollectable(metrics.registry());
+    exposer->RegisterCollectable(state);
+    std::fprintf(stderr, "recurrentd: metrics on http://%s/metrics\n", metrics_address.c_str());
+  }
   TrainingServiceImpl training_service(jobs->get(), train_limits);
-  InferenceServiceImpl inference_service(registry->get(), inference_limits);
+  InferenceServiceImpl inference_service(registry->get(), inference_limits, &metrics);
   ModelServiceImpl model_service(registry->get(),
                                  ModelServiceOptions{absl::GetFlag(FLAGS_max_import_bytes)});
 
@@ -125,6 +151,9 @@ int Serve() {
   // Sync-server threads poll their queues with this timeout; gRPC's default (1 s) makes a
   // shutdown wait that long for idle threads.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(&metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(&training_service);
   builder.RegisterService(&inference_service);
   builder.RegisterService(&model_service);

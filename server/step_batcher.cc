@@ -97,7 +97,12 @@ void StepBatcher::WorkerLoop() {
       std::memcpy(inputs.data() + i * in, batch[i]->input, sizeof(float) * in);
       states[i] = batch[i]->state;
     }
+    const auto start = std::chrono::steady_clock::now();
     const absl::Status status = network_->Step(inputs.data(), n, states.data(), outputs.data());
+    if (options_.on_batch) {
+      options_.on_batch(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), n);
+    }
     {
       std::lock_guard lock(mutex_);
       for (int64_t i = 0; i < n; ++i) {

@@ -15,6 +15,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,6 +32,8 @@ struct StepBatcherOptions {
   int64_t max_batch = 64;
   absl::Duration max_wait = absl::Microseconds(200);
   int threads = 1;  // OpenMP threads of the engine's Step calls
+  // Called after every engine Step call with its wall time (seconds) and batch size; for metrics.
+  std::function<void(double seconds, int64_t batch)> on_batch;
 };
 
 struct StepBatchStats {

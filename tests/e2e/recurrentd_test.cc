@@ -37,13 +37,14 @@ int FreePort() {
 // A recurrentd child process; SIGKILLed if a test fails before stopping it.
 class Server {
  public:
-  Server(const std::string& data_dir, int port) : port_(port) {
+  Server(const std::string& data_dir, int port, int metrics_port) : port_(port) {
     pid_ = ::fork();
     if (pid_ == 0) {
       const std::string data_flag = "--data_dir=" + data_dir;
       const std::string port_flag = "--port=" + std::to_string(port);
+      const std::string metrics_flag = "--metrics_port=" + std::to_string(metrics_port);
       ::execl(RECURRENTD_PATH, "recurrentd", data_flag.c_str(), port_flag.c_str(),
-              "--shutdown_grace_seconds=2", static_cast<char*>(nullptr));
+              metrics_flag.c_str(), "--shutdown_grace_seconds=2", static_cast<char*>(nullptr));
       ::_exit(127);
     }
     target_ = "127.0.0.1:" + std::to_string(port);
@@ -94,6 +95,27 @@ class Server {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
+// GET http://127.0.0.1:port/metrics with a plain socket; the response body.
+std::string Scrape(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!::write(fd, request.data(), request.size());
+  std::string response;
+  char buffer[4096];
+  for (ssize_t got; (got = ::read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, got);
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
 v1::PredictRequest AddingInputs() {
   v1::PredictRequest request;
   request.mutable_model()->set_name("adder");
@@ -111,10 +133,11 @@ TEST(RecurrentdTest, TrainPredictStreamRestartAndFindEverything) {
   const std::string data_dir = (std::filesystem::temp_directory_path() / "recurrentd-e2e").string();
   std::filesystem::remove_all(data_dir);
   const int port = FreePort();
+  const int metrics_port = FreePort();
   float first_prediction = 0.0f;
   std::string job_id;
   {
-    Server server(data_dir, port);
+    Server server(data_dir, port, metrics_port);
     ASSERT_TRUE(server.Ready()) << "recurrentd did not start";
     auto training = v1::TrainingService::NewStub(server.channel());
     auto models = v1::ModelService::NewStub(server.channel());
@@ -176,9 +199,18 @@ TEST(RecurrentdTest, TrainPredictStreamRestartAndFindEverything) {
     stream->WritesDone();
     EXPECT_TRUE(stream->Finish().ok());
 
+    // The metrics saw all of it, under recurrent_ names.
+    const std::string metrics = Scrape(metrics_port);
+    EXPECT_NE(metrics.find(R"(recurrent_requests_total{code="OK",rpc="Predict"} 1)"),
+              std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find(R"(recurrent_jobs{state="succeeded"} 1)"), std::string::npos);
+    EXPECT_NE(metrics.find("recurrent_step_batch_size_count 3"), std::string::npos);
+    EXPECT_NE(metrics.find("recurrent_model_cache_models"), std::string::npos);
+
     EXPECT_EQ(server.Stop(), 0) << "recurrentd did not exit cleanly on SIGTERM";
   }
-  Server restarted(data_dir, port);
+  Server restarted(data_dir, port, metrics_port);
   ASSERT_TRUE(restarted.Ready());
   auto training = v1::TrainingService::NewStub(restarted.channel());
   auto models = v1::ModelService::NewStub(restarted.channel());
