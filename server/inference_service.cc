@@ -23,6 +23,62 @@ grpc::Status Invalid(absl::string_view message) {
 
 }  // namespace
 
+InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
+                                           ServerMetrics* metrics)
+    : registry_(registry), limits_(limits), metrics_(metrics) {
+  if (limits_.stream_idle_ttl > absl::ZeroDuration()) {
+    janitor_ = std::thread([this] { JanitorLoop(); });
+  }
+}
+
+InferenceServiceImpl::~InferenceServiceImpl() {
+  {
+    std::lock_guard lock(sessions_mutex_);
+    stopping_ = true;
+  }
+  janitor_wake_.notify_all();
+  if (janitor_.joinable()) janitor_.join();
+}
+
+int64_t InferenceServiceImpl::RegisterSession(grpc::ServerContext* context) {
+  std::lock_guard lock(sessions_mutex_);
+  const int64_t id = next_session_++;
+  sessions_.emplace(id, Session{context, absl::Now()});
+  return id;
+}
+
+void InferenceServiceImpl::TouchSession(int64_t id) {
+  std::lock_guard lock(sessions_mutex_);
+  const auto it = sessions_.find(id);
+  if (it != sessions_.end()) it->second.last_activity = absl::Now();
+}
+
+void InferenceServiceImpl::UnregisterSession(int64_t id) {
+  std::lock_guard lock(sessions_mutex_);
+  sessions_.erase(id);
+}
+
+void InferenceServiceImpl::JanitorLoop() {
+  // Checks a few times per TTL, so a session lives at most ~1.25 TTL without a message.
+  const absl::Duration period = limits_.stream_idle_ttl / 4;
+  std::unique_lock lock(sessions_mutex_);
+  while (!stopping_) {
+    janitor_wake_.wait_for(lock, absl::ToChronoNanoseconds(period), [this] { return stopping_; });
+    const absl::Time now = absl::Now();
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (now - it->second.last_activity > limits_.stream_idle_ttl) {
+        // The handler's blocked Read returns false and it frees the session.
+        it->second.context->TryCancel();
+        ++idle_evictions_;
+        if (metrics_ != nullptr) metrics_->StreamEvicted();
+        it = sessions_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
 absl::StatusOr<std::unique_ptr<core::Network>> InferenceServiceImpl::Acquire(
     const LoadedModel& model) {
   {
@@ -201,14 +257,18 @@ grpc::Status InferenceServiceImpl::StepPredict(
   }
   steps.StreamOpened();
   if (metrics_ != nullptr) metrics_->StreamOpened();
+  const int64_t session = RegisterSession(context);
   struct Closer {
     ~Closer() {
+      service.UnregisterSession(session);
       batcher.StreamClosed();
       if (metrics != nullptr) metrics->StreamClosed();
     }
+    InferenceServiceImpl& service;
+    int64_t session;
     StepBatcher& batcher;
     ServerMetrics* metrics;
-  } closer{steps, metrics_};
+  } closer{*this, session, steps, metrics_};
 
   v1::StepResponse opened;
   opened.mutable_opened()->set_model_name(model.name);
@@ -221,6 +281,7 @@ grpc::Status InferenceServiceImpl::StepPredict(
   std::vector<float> input(spec.input_size);
   std::vector<float> output(spec.output_size);
   while (!context->IsCancelled() && stream->Read(&request)) {
+    TouchSession(session);
     v1::StepResponse response;
     switch (request.kind_case()) {
       case v1::StepRequest::kStep: {

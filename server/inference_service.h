@@ -9,14 +9,17 @@
 #define RECURRENT_SERVER_INFERENCE_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "core/network.h"
 #include "recurrent/v1/service.grpc.pb.h"
 #include "server/metrics.h"
@@ -33,14 +36,20 @@ struct InferenceLimits {
   int64_t max_streams = 1024;             // open StepPredict sessions; more: RESOURCE_EXHAUSTED
   int64_t max_steps_per_message = 1024;   // timesteps in one StepInput
   StepBatcherOptions batching;            // StepPredict batching: max batch and wait
+  // A session that sends nothing for this long is cancelled (its state freed) and counted in
+  // recurrent_stream_evictions_total; 0 disables the check.
+  absl::Duration stream_idle_ttl = absl::Minutes(10);
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::Service {
  public:
   // `metrics` may be null (tests).
   InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
-                       ServerMetrics* metrics = nullptr)
-      : registry_(registry), limits_(limits), metrics_(metrics) {}
+                       ServerMetrics* metrics = nullptr);
+  // Stops the idle-session janitor.
+  ~InferenceServiceImpl() override;
+
+  int64_t idle_evictions() const { return idle_evictions_.load(); }
 
   grpc::Status Predict(grpc::ServerContext* context, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
@@ -57,9 +66,26 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
   // The batcher of a model version, created on first use and kept while the version is in use.
   absl::StatusOr<std::shared_ptr<StepBatcher>> BatcherFor(std::shared_ptr<const LoadedModel> model);
 
+  // Open sessions and when each last heard from its client, for the idle TTL.
+  struct Session {
+    grpc::ServerContext* context;
+    absl::Time last_activity;
+  };
+  int64_t RegisterSession(grpc::ServerContext* context);
+  void TouchSession(int64_t id);
+  void UnregisterSession(int64_t id);
+  void JanitorLoop();
+
   ModelRegistry* const registry_;
   const InferenceLimits limits_;
   ServerMetrics* const metrics_;
+  std::mutex sessions_mutex_;
+  std::condition_variable janitor_wake_;
+  std::map<int64_t, Session> sessions_;  // guarded by sessions_mutex_
+  int64_t next_session_ = 0;             // guarded by sessions_mutex_
+  bool stopping_ = false;                // guarded by sessions_mutex_
+  std::atomic<int64_t> idle_evictions_{0};
+  std::thread janitor_;
   std::mutex batchers_mutex_;
   std::map<PoolKey, std::weak_ptr<StepBatcher>> batchers_;  // guarded by batchers_mutex_
   std::atomic<int64_t> open_streams_{0};

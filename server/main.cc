@@ -58,6 +58,8 @@ ABSL_FLAG(int64_t, step_max_batch, 64, "Most stream steps one engine Step call b
 ABSL_FLAG(int64_t, step_max_wait_us, 200,
           "Longest a step waits for other streams to join its batch, in microseconds (a lone "
           "stream never waits).");
+ABSL_FLAG(double, stream_idle_ttl_seconds, 600,
+          "A StepPredict session silent for this long is ended and its state freed; 0: never.");
 ABSL_FLAG(int64_t, max_import_bytes, int64_t{256} << 20, "Artifact bytes in one ImportModel.");
 ABSL_FLAG(double, checkpoint_interval_seconds, 30, "How often a running job checkpoints.");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -112,6 +114,7 @@ int Serve() {
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
+  inference_limits.stream_idle_ttl = absl::Seconds(absl::GetFlag(FLAGS_stream_idle_ttl_seconds));
   ServerMetrics metrics;
   inference_limits.batching.on_batch = [&metrics](double seconds, int64_t batch) {
     metrics.RecordStep(seconds, batch);

@@ -39,7 +39,9 @@ class ServicesTest : public ::testing::Test {
     jobs.max_queued = 4;
     jobs_ = *JobManager::Open(jobs, MakeTrainingRunner(runner, registry_.get()));
     training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), TrainLimits());
-    inference_ = std::make_unique<InferenceServiceImpl>(registry_.get(), InferenceLimits());
+    InferenceLimits inference_limits;
+    inference_limits.stream_idle_ttl = absl::Milliseconds(400);
+    inference_ = std::make_unique<InferenceServiceImpl>(registry_.get(), inference_limits);
     models_ = std::make_unique<ModelServiceImpl>(registry_.get(), ModelServiceOptions());
     grpc::ServerBuilder builder;
     int port = 0;
@@ -394,6 +396,20 @@ TEST_F(ServicesTest, StepPredictRejectsBadMessages) {
     session.stream->Write(request);
     EXPECT_EQ(session.Close().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
+}
+
+TEST_F(ServicesTest, AnIdleStreamIsEndedAfterTheTtlAndCounted) {
+  RegisterGru("tagger");
+  StepSession session(*inference_stub_);
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  session.Open(open);
+  EXPECT_EQ(session.Steps(Ramp(2, 0.1f), 2).size(), 3u);  // active: not evicted
+  absl::SleepFor(absl::Seconds(1));                       // silent for 2.5 TTLs
+  v1::StepResponse response;
+  EXPECT_FALSE(session.stream->Read(&response));
+  EXPECT_EQ(session.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(inference_->idle_evictions(), 1);
 }
 
 TEST_F(ServicesTest, ConcurrentStreamsEachGetTheirSoloResults) {
