@@ -25,6 +25,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
+#include "server/dataset_store.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -60,6 +61,8 @@ ABSL_FLAG(int64_t, step_max_wait_us, 200,
           "stream never waits).");
 ABSL_FLAG(double, stream_idle_ttl_seconds, 600,
           "A StepPredict session silent for this long is ended and its state freed; 0: never.");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
+          "Bytes of one UploadDataset stream, and of a stored data set.");
 ABSL_FLAG(int64_t, max_import_bytes, int64_t{256} << 20, "Artifact bytes in one ImportModel.");
 ABSL_FLAG(double, checkpoint_interval_seconds, 30, "How often a running job checkpoints.");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
@@ -95,8 +98,14 @@ int Serve() {
   job_options.jobs_dir = absl::StrCat(data_dir, "/jobs");
   job_options.workers = absl::GetFlag(FLAGS_training_workers);
   job_options.max_queued = absl::GetFlag(FLAGS_max_queued_jobs);
+  absl::StatusOr<std::unique_ptr<DatasetStore>> datasets = DatasetStore::Open(
+      absl::StrCat(data_dir, "/datasets"), absl::GetFlag(FLAGS_max_upload_bytes) * 2);
+  if (!datasets.ok()) {
+    std::fprintf(stderr, "recurrentd: %s\n", datasets.status().ToString().c_str());
+    return 1;
+  }
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
-      JobManager::Open(job_options, MakeTrainingRunner(runner, registry->get()));
+      JobManager::Open(job_options, MakeTrainingRunner(runner, registry->get(), datasets->get()));
   if (!jobs.ok()) {
     std::fprintf(stderr, "recurrentd: %s\n", jobs.status().ToString().c_str());
     return 1;
@@ -135,7 +144,8 @@ int Serve() {
     exposer->RegisterCollectable(state);
     std::fprintf(stderr, "recurrentd: metrics on http://%s/metrics\n", metrics_address.c_str());
   }
-  TrainingServiceImpl training_service(jobs->get(), train_limits);
+  TrainingServiceImpl training_service(jobs->get(), train_limits, datasets->get(),
+                                       absl::GetFlag(FLAGS_max_upload_bytes));
   InferenceServiceImpl inference_service(registry->get(), inference_limits, &metrics);
   ModelServiceImpl model_service(registry->get(),
                                  ModelServiceOptions{absl::GetFlag(FLAGS_max_import_bytes)});

@@ -36,8 +36,18 @@ ModelRef RefFromProto(const v1::ModelRef& proto) {
   return ref;
 }
 
+absl::StatusOr<core::Dataset> ResolveData(const v1::DataSource& source,
+                                          const DatasetStore* datasets, const TrainLimits& limits) {
+  if (source.has_dataset_id()) {
+    if (datasets == nullptr) return absl::FailedPreconditionError("no data set store");
+    return datasets->Get(source.dataset_id());
+  }
+  return DatasetFromSource(source, limits);
+}
+
 absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegistry& registry,
-                               const v1::TrainRequest& request, JobContext& context) {
+                               const DatasetStore* datasets, const v1::TrainRequest& request,
+                               JobContext& context) {
   if (absl::Status status = ValidateModelName(request.model_name(), 128); !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("model_name: ", status.message()));
   }
@@ -57,10 +67,10 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
   ASSIGN_OR_RETURN(core::TrainerOptions trainer_options,
                    TrainerOptionsFromProto(request.options(), options.limits));
   trainer_options.network.num_threads = options.threads;
-  ASSIGN_OR_RETURN(const core::Dataset data, DatasetFromSource(request.data(), options.limits));
+  ASSIGN_OR_RETURN(const core::Dataset data, ResolveData(request.data(), datasets, options.limits));
   std::optional<core::Dataset> validation;
   if (request.has_validation()) {
-    ASSIGN_OR_RETURN(validation, DatasetFromSource(request.validation(), options.limits));
+    ASSIGN_OR_RETURN(validation, ResolveData(request.validation(), datasets, options.limits));
   }
 
   const std::string checkpoint =
@@ -106,9 +116,10 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
 
 }  // namespace
 
-JobRunner MakeTrainingRunner(const TrainingRunnerOptions& options, ModelRegistry* registry) {
-  return [options, registry](const v1::TrainRequest& request, JobContext& context) {
-    return Run(options, *registry, request, context);
+JobRunner MakeTrainingRunner(const TrainingRunnerOptions& options, ModelRegistry* registry,
+                             const DatasetStore* datasets) {
+  return [options, registry, datasets](const v1::TrainRequest& request, JobContext& context) {
+    return Run(options, *registry, datasets, request, context);
   };
 }
 

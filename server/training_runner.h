@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "server/dataset_store.h"
 #include "server/job_manager.h"
 #include "server/model_registry.h"
 #include "server/train_request.h"
@@ -26,9 +27,10 @@ struct TrainingRunnerOptions {
   TrainLimits limits;
 };
 
-// The returned runner keeps `registry` (which must outlive it) and is safe to call from several
-// job workers at once.
-JobRunner MakeTrainingRunner(const TrainingRunnerOptions& options, ModelRegistry* registry);
+// The returned runner keeps `registry` and `datasets` (which must outlive it; `datasets` may be
+// null, and then dataset_id sources fail) and is safe to call from several job workers at once.
+JobRunner MakeTrainingRunner(const TrainingRunnerOptions& options, ModelRegistry* registry,
+                             const DatasetStore* datasets = nullptr);
 
 }  // namespace recurrent::server
 

@@ -1,11 +1,13 @@
 // recurrent.v1.TrainingService: Train submits to the job manager after validating what can be
 // checked at once (so a bad request fails with INVALID_ARGUMENT, not as a failed job), the rest
-// reads job records. UploadDataset is not implemented yet (UNIMPLEMENTED).
+// reads job records. UploadDataset stores a data set (CSV chunks windowed into examples, or
+// sequences) in the data set store, bounded by max_upload_bytes.
 #ifndef RECURRENT_SERVER_TRAINING_SERVICE_H_
 #define RECURRENT_SERVER_TRAINING_SERVICE_H_
 
 #include "absl/time/time.h"
 #include "recurrent/v1/service.grpc.pb.h"
+#include "server/dataset_store.h"
 #include "server/job_manager.h"
 #include "server/train_request.h"
 
@@ -13,7 +15,10 @@ namespace recurrent::server {
 
 class TrainingServiceImpl final : public v1::TrainingService::Service {
  public:
-  TrainingServiceImpl(JobManager* jobs, TrainLimits limits) : jobs_(jobs), limits_(limits) {}
+  // `datasets` may be null: then UploadDataset and dataset_id sources are UNIMPLEMENTED.
+  TrainingServiceImpl(JobManager* jobs, TrainLimits limits, DatasetStore* datasets = nullptr,
+                      int64_t max_upload_bytes = int64_t{1} << 30)
+      : jobs_(jobs), limits_(limits), datasets_(datasets), max_upload_bytes_(max_upload_bytes) {}
 
   grpc::Status Train(grpc::ServerContext* context, const v1::TrainRequest* request,
                      v1::TrainResponse* response) override;
@@ -35,6 +40,8 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
   static constexpr absl::Duration kWatchInterval = absl::Milliseconds(200);
   JobManager* const jobs_;
   const TrainLimits limits_;
+  DatasetStore* const datasets_;
+  const int64_t max_upload_bytes_;
 };
 
 }  // namespace recurrent::server

@@ -1,5 +1,6 @@
 // The gRPC services against an in-process server on an ephemeral port: a real channel, real
 // stubs, the real registry and job queue in a temporary data directory.
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "server/dataset_store.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
 #include "server/model_registry.h"
@@ -32,13 +34,15 @@ class ServicesTest : public ::testing::Test {
                .string();
     std::filesystem::remove_all(dir_);
     registry_ = *ModelRegistry::Open(dir_);
+    datasets_ = *DatasetStore::Open(dir_ + "/datasets", int64_t{1} << 30);
     TrainingRunnerOptions runner;
     runner.checkpoints_dir = dir_ + "/checkpoints";
     JobManagerOptions jobs;
     jobs.jobs_dir = dir_ + "/jobs";
     jobs.max_queued = 4;
-    jobs_ = *JobManager::Open(jobs, MakeTrainingRunner(runner, registry_.get()));
-    training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), TrainLimits());
+    jobs_ = *JobManager::Open(jobs, MakeTrainingRunner(runner, registry_.get(), datasets_.get()));
+    training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), TrainLimits(), datasets_.get(),
+                                                      kMaxUploadBytes);
     InferenceLimits inference_limits;
     inference_limits.stream_idle_ttl = absl::Milliseconds(400);
     inference_ = std::make_unique<InferenceServiceImpl>(registry_.get(), inference_limits);
@@ -75,8 +79,10 @@ class ServicesTest : public ::testing::Test {
     return model;
   }
 
+  static constexpr int64_t kMaxUploadBytes = 1 << 20;
   std::string dir_;
   std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<DatasetStore> datasets_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<InferenceServiceImpl> inference_;
@@ -396,6 +402,80 @@ TEST_F(ServicesTest, StepPredictRejectsBadMessages) {
     session.stream->Write(request);
     EXPECT_EQ(session.Close().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
+}
+
+// Uploads `csv` in chunks of 100 bytes with a window of 10 over columns x -> y.
+grpc::Status UploadCsv(v1::TrainingService::Stub& stub, const std::string& csv,
+                       v1::DatasetInfo* info) {
+  grpc::ClientContext context;
+  auto writer = stub.UploadDataset(&context, info);
+  v1::UploadDatasetRequest header;
+  header.mutable_header()->set_name("sensors");
+  v1::CsvFormat* format = header.mutable_header()->mutable_csv();
+  format->set_has_header(true);
+  format->add_feature_columns("x");
+  format->add_target_columns("y");
+  format->mutable_window()->set_window(10);
+  writer->Write(header);
+  for (size_t offset = 0; offset < csv.size(); offset += 100) {
+    v1::UploadDatasetRequest chunk;
+    chunk.set_csv_chunk(csv.substr(offset, 100));
+    if (!writer->Write(chunk)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+TEST_F(ServicesTest, UploadsACsvSeriesAndTrainsOnItById) {
+  std::string csv = "x,y\n";
+  for (int t = 0; t < 200; ++t) {
+    csv += std::to_string(std::sin(0.1 * t)) + "," + std::to_string(std::sin(0.1 * t + 0.1)) + "\n";
+  }
+  v1::DatasetInfo info;
+  ASSERT_TRUE(UploadCsv(*training_stub_, csv, &info).ok());
+  EXPECT_EQ(info.sequences(), 190);  // windows of 10 over 200 rows, horizon 1
+  EXPECT_EQ(info.input_size(), 1);
+  EXPECT_EQ(info.kind(), v1::TARGET_KIND_SEQUENCE_VALUES);
+  v1::DatasetInfo again;
+  ASSERT_TRUE(UploadCsv(*training_stub_, csv, &again).ok());
+  EXPECT_EQ(again.id(), info.id());  // same content, same id
+
+  v1::TrainRequest request;
+  request.set_model_name("sine");
+  core::ModelSpec spec;
+  spec.cell = core::CellType::kLstm;
+  spec.hidden_size = 8;
+  spec.head = core::HeadMode::kLastStep;
+  *request.mutable_spec() = core::ModelSpecToProto(spec);
+  request.mutable_data()->set_dataset_id(info.id());
+  request.mutable_options()->set_max_epochs(2);
+  grpc::ClientContext train_context;
+  v1::TrainResponse submitted;
+  ASSERT_TRUE(training_stub_->Train(&train_context, request, &submitted).ok());
+  int64_t seen = 0;
+  v1::Job job;
+  for (int i = 0;
+       i < 100 && job.state() != v1::JOB_STATE_SUCCEEDED && job.state() != v1::JOB_STATE_FAILED;
+       ++i) {
+    job = *jobs_->WaitForChange(submitted.job_id(), &seen, absl::Milliseconds(200));
+  }
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+
+  request.mutable_data()->set_dataset_id("ds-0000000000000000");
+  grpc::ClientContext missing_context;
+  EXPECT_EQ(training_stub_->Train(&missing_context, request, &submitted).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServicesTest, UploadErrorsNameTheLineAndTheLimit) {
+  v1::DatasetInfo info;
+  const grpc::Status bad = UploadCsv(*training_stub_, "x,y\n1,2\n3,abc\n", &info);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("line 3"), std::string::npos) << bad.error_message();
+  std::string huge = "x,y\n";
+  while (huge.size() < kMaxUploadBytes + 1000) huge += "1.000000,2.000000\n";
+  EXPECT_EQ(UploadCsv(*training_stub_, huge, &info).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 TEST_F(ServicesTest, AnIdleStreamIsEndedAfterTheTtlAndCounted) {
