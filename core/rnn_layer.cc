@@ -101,6 +101,33 @@ void Execute(const dnnl::primitive& primitive, dnnl::stream& stream,
   stream.wait();
 }
 
+// Every primitive gets its own scratchpad (user mode). oneDNN's default library mode shares one
+// scratchpad among all primitives of the process (Debian builds oneDNN without
+// DNNL_ENABLE_CONCURRENT_EXEC), which forbids running primitives concurrently or on another
+// thread than the one that created them; a server runs networks on many threads at once (found by
+// bench/colocation_bench.cc: Predict crashed inside oneDNN while a stream stepped).
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// A reorder with its own scratchpad, executed from `args` (src, dst, scratchpad).
+struct ScratchReorder {
+  ScratchReorder() = default;
+  ScratchReorder(const memory& src, const memory& dst, const dnnl::engine& engine) {
+    const dnnl::reorder::primitive_desc pd(src, dst, UserScratchpad());
+    primitive = dnnl::reorder(pd);
+    scratchpad = memory(pd.scratchpad_desc(), engine);
+  }
+  void Execute(dnnl::stream& stream, const memory& src, const memory& dst) const {
+    primitive.execute(
+        stream, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  }
+  dnnl::reorder primitive;
+  memory scratchpad;
+};
+
 void ZeroMemory(const memory& mem) {
   std::memset(mem.get_data_handle(), 0, mem.get_desc().get_size());
 }
@@ -127,8 +154,10 @@ struct RnnLayer::Plan {
   // Sinks for outputs the caller does not want.
   std::vector<float> sink_iter, sink_iter_c, sink_diff_iter, sink_diff_iter_c, sink_diff_layer;
   memory workspace;
+  memory forward_scratchpad;  // user-managed: see UserScratchpad()
 
   dnnl::primitive backward;
+  memory backward_scratchpad;
   std::unordered_map<int, memory> backward_args;
   std::vector<dnnl_exec_arg_t> backward_exec_args;
   memory diff_src_layer, diff_src_iter, diff_src_iter_c, diff_dst_layer, diff_dst_iter,
@@ -137,7 +166,7 @@ struct RnnLayer::Plan {
   WeightSlot* backward_weights[3] = {};
   // Gradients in the user layout, when the backward primitive chose another one.
   memory export_targets[3];
-  dnnl::reorder export_reorders[3];
+  ScratchReorder export_reorders[3];
 };
 
 RnnLayer::RnnLayer(const dnnl::engine& engine, CellType cell, int64_t index, int64_t input_size,
@@ -192,8 +221,8 @@ RnnLayer::WeightSlot* RnnLayer::SlotFor(int kind, const Desc& desc) {
 
 void RnnLayer::Refresh(WeightSlot* slot, dnnl::stream& stream) {
   if (slot->aliases_user || slot->version == weights_version_) return;
-  dnnl::reorder(user_weights_[slot->kind], slot->data)
-      .execute(stream, user_weights_[slot->kind], slot->data);
+  ScratchReorder(user_weights_[slot->kind], slot->data, engine_)
+      .Execute(stream, user_weights_[slot->kind], slot->data);
   stream.wait();
   slot->version = weights_version_;
 }
@@ -248,8 +277,10 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
   const auto prop = pass == PassKind::kInference ? dnnl::prop_kind::forward_inference
                                                  : dnnl::prop_kind::forward_training;
   const dnnl_rnn_desc_t forward_op = ForwardOpDesc(cell_, prop, direction, d);
-  const dnnl::primitive_desc forward_pd(&forward_op, nullptr, engine_, nullptr);
+  const dnnl::primitive_attr attr = UserScratchpad();
+  const dnnl::primitive_desc forward_pd(&forward_op, &attr, engine_, nullptr);
   plan->forward = dnnl::primitive(forward_pd.get());
+  plan->forward_scratchpad = memory(forward_pd.scratchpad_desc(), engine_);
 
   const auto user_memory = [&](const Desc& desc) {
     return desc ? memory(desc, engine_, DNNL_MEMORY_NONE) : memory();
@@ -279,15 +310,17 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
         SlotFor(kind, forward_pd.query_md(dnnl::query::exec_arg_md, kWeightArgs[kind]));
     fargs[kWeightArgs[kind]] = plan->forward_weights[kind]->data;
   }
-  // Scratchpads are library-managed; the workspace carries forward state to the backward pass.
+  fargs[DNNL_ARG_SCRATCHPAD] = plan->forward_scratchpad;
+  // The workspace carries forward state to the backward pass.
   if (pass == PassKind::kTraining) {
     plan->workspace = memory(forward_pd.workspace_desc(), engine_);
     fargs[DNNL_ARG_WORKSPACE] = plan->workspace;
 
     const ProblemDescs g = problem(kF32);  // gradients: same layouts, always f32
     const dnnl_rnn_desc_t backward_op = BackwardOpDesc(cell_, direction, d, g);
-    const dnnl::primitive_desc backward_pd(&backward_op, nullptr, engine_, forward_pd.get());
+    const dnnl::primitive_desc backward_pd(&backward_op, &attr, engine_, forward_pd.get());
     plan->backward = dnnl::primitive(backward_pd.get());
+    plan->backward_scratchpad = memory(backward_pd.scratchpad_desc(), engine_);
     plan->diff_src_layer = user_memory(g.src_layer);
     plan->diff_src_iter = user_memory(g.src_iter);
     plan->diff_src_iter_c = user_memory(g.src_iter_c);
@@ -299,6 +332,7 @@ RnnLayer::Plan& RnnLayer::GetPlan(PassKind pass, int64_t batch, int64_t steps,
 
     auto& bargs = plan->backward_args;
     bargs = fargs;  // same sources, destinations and workspace
+    bargs[DNNL_ARG_SCRATCHPAD] = plan->backward_scratchpad;
     for (int kind = 0; kind < 3; ++kind) {
       plan->backward_weights[kind] =
           SlotFor(kind, backward_pd.query_md(dnnl::query::exec_arg_md, kWeightArgs[kind]));
@@ -374,9 +408,9 @@ void RnnLayer::ExportGradients(Plan& plan, dnnl::stream& stream, ParameterSet* g
     }
     if (!plan.export_targets[kind]) {
       plan.export_targets[kind] = memory(user_weights_[kind].get_desc(), engine_);
-      plan.export_reorders[kind] = dnnl::reorder(diff, plan.export_targets[kind]);
+      plan.export_reorders[kind] = ScratchReorder(diff, plan.export_targets[kind], engine_);
     }
-    plan.export_reorders[kind].execute(stream, diff, plan.export_targets[kind]);
+    plan.export_reorders[kind].Execute(stream, diff, plan.export_targets[kind]);
     user_layout[kind] = static_cast<const float*>(plan.export_targets[kind].get_data_handle());
   }
   stream.wait();
