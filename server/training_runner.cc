@@ -51,6 +51,21 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
   if (absl::Status status = ValidateModelName(request.model_name(), 128); !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("model_name: ", status.message()));
   }
+  // A job that ran before a crash may have registered its model and died before its end was
+  // persisted: then the registered version is its result, not a reason to train again.
+  if (context.resume) {
+    absl::StatusOr<ModelInfo> existing = registry.GetModel(request.model_name());
+    if (existing.ok()) {
+      for (const VersionInfo& version : existing->versions) {
+        if (version.training.job_id() == context.job_id) {
+          const auto& hyperparameters = version.training.hyperparameters();
+          const auto reason = hyperparameters.find("stop_reason");
+          return JobOutcome{version.version,
+                            reason == hyperparameters.end() ? "completed" : reason->second};
+        }
+      }
+    }
+  }
   // The starting point: a registered version (fine-tuning) or the request's spec.
   std::shared_ptr<const LoadedModel> start;
   core::ModelSpec spec;

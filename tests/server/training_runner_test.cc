@@ -156,5 +156,25 @@ TEST(TrainingRunnerTest, AJobInterruptedByAShutdownResumesAndEndsWithTheSameWeig
   EXPECT_FALSE(std::filesystem::exists(dir + "/checkpoints/" + id + ".ckpt"));
 }
 
+TEST(TrainingRunnerTest, AResumedJobWhoseModelIsAlreadyRegisteredDoesNotRegisterItAgain) {
+  const std::string dir = FreshDir();
+  auto registry = *ModelRegistry::Open(dir);
+  TrainingRunnerOptions options;
+  options.checkpoints_dir = dir + "/checkpoints";
+  JobRunner runner = MakeTrainingRunner(options, registry.get());
+  JobContext first;
+  first.job_id = "job-crashed";
+  first.report = [](const v1::JobProgress&, const v1::EpochLoss*) {};
+  auto outcome = runner(AddingRequest("adder", 1), first);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  // The process died before the job's end was persisted; after the restart the job reruns.
+  JobContext rerun = first;
+  rerun.resume = true;
+  auto again = runner(AddingRequest("adder", 1), rerun);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->model_version, outcome->model_version);
+  EXPECT_EQ(registry->GetModel("adder")->versions.size(), 1u);
+}
+
 }  // namespace
 }  // namespace recurrent::server
