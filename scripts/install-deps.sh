@@ -10,6 +10,8 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
+  # grpc.health.v1 (health.proto) for the tests that check the health service
+  grpc-proto
 )
 # PyTorch (with OpenBLAS, so comparisons are fair) for the fixture generator and benchmarks only:
 # never a runtime or test dependency.

@@ -4,9 +4,9 @@
 //   build/bin/recurrentd                       # localhost:50051, data in ./recurrent-data
 //   build/bin/recurrentd --helpfull            # every flag
 //
-// SIGTERM / SIGINT: health goes NOT_SERVING, new work is refused, running training jobs
-// checkpoint (they resume after a restart), in-flight calls get --shutdown_grace_seconds to
-// finish, exit code 0.
+// SIGTERM / SIGINT: health goes NOT_SERVING (calls are still served for --drain_seconds), then
+// new calls are refused, running training jobs checkpoint (they resume after a restart),
+// in-flight calls get --shutdown_grace_seconds to finish, exit code 0.
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -65,6 +65,10 @@ ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
           "Bytes of one UploadDataset stream, and of a stored data set.");
 ABSL_FLAG(int64_t, max_import_bytes, int64_t{256} << 20, "Artifact bytes in one ImportModel.");
 ABSL_FLAG(double, checkpoint_interval_seconds, 30, "How often a running job checkpoints.");
+ABSL_FLAG(double, drain_seconds, 0,
+          "On SIGTERM, how long to keep serving with health NOT_SERVING before refusing new "
+          "calls, so that load balancers and Kubernetes readiness probes move traffic away "
+          "first (e.g. 5 behind a Service).");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM, how long in-flight calls may run before they are cancelled.");
 
@@ -189,6 +193,7 @@ int Serve() {
     std::fprintf(stderr, "recurrentd: %s, draining\n",
                  signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
     server->GetHealthCheckService()->SetServingStatus(false);
+    absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
     (*jobs)->Shutdown();  // running jobs checkpoint and stay queued for the next start
     const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
     server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(grace));

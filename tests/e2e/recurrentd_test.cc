@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "core/model_spec.h"
 #include "core/spec_proto.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "recurrent/v1/service.grpc.pb.h"
@@ -37,14 +38,19 @@ int FreePort() {
 // A recurrentd child process; SIGKILLed if a test fails before stopping it.
 class Server {
  public:
-  Server(const std::string& data_dir, int port, int metrics_port) : port_(port) {
+  Server(const std::string& data_dir, int port, int metrics_port,
+         std::vector<std::string> extra_flags = {})
+      : port_(port) {
+    std::vector<std::string> args = {
+        "recurrentd", "--data_dir=" + data_dir, "--port=" + std::to_string(port),
+        "--metrics_port=" + std::to_string(metrics_port), "--shutdown_grace_seconds=2"};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
     pid_ = ::fork();
     if (pid_ == 0) {
-      const std::string data_flag = "--data_dir=" + data_dir;
-      const std::string port_flag = "--port=" + std::to_string(port);
-      const std::string metrics_flag = "--metrics_port=" + std::to_string(metrics_port);
-      ::execl(RECURRENTD_PATH, "recurrentd", data_flag.c_str(), port_flag.c_str(),
-              metrics_flag.c_str(), "--shutdown_grace_seconds=2", static_cast<char*>(nullptr));
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(RECURRENTD_PATH, argv.data());
       ::_exit(127);
     }
     target_ = "127.0.0.1:" + std::to_string(port);
@@ -77,9 +83,13 @@ class Server {
     }
     return false;
   }
+  void SendTerm() { ::kill(pid_, SIGTERM); }
   // SIGTERM and the exit status.
   int Stop() {
     ::kill(pid_, SIGTERM);
+    return Wait();
+  }
+  int Wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -236,6 +246,43 @@ TEST(RecurrentdTest, TrainPredictStreamRestartAndFindEverything) {
   ASSERT_TRUE(inference->Predict(&predict_context, AddingInputs(), &predicted).ok());
   EXPECT_EQ(predicted.outputs(0).values(0), first_prediction);
   EXPECT_EQ(restarted.Stop(), 0);
+  std::filesystem::remove_all(data_dir);
+}
+
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(grpc::Channel& channel) {
+  auto health = grpc::health::v1::Health::NewStub(
+      std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status =
+      health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  return status.ok() ? response.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+}
+
+TEST(RecurrentdTest, HealthGoesNotServingWhileDrainingAndCallsStillWork) {
+  const std::string data_dir =
+      (std::filesystem::temp_directory_path() / "recurrentd-e2e-health").string();
+  std::filesystem::remove_all(data_dir);
+  Server server(data_dir, FreePort(), FreePort(), {"--drain_seconds=2"});
+  ASSERT_TRUE(server.Ready());
+  EXPECT_EQ(Health(*server.channel()), grpc::health::v1::HealthCheckResponse::SERVING);
+  server.SendTerm();
+  grpc::health::v1::HealthCheckResponse::ServingStatus status =
+      grpc::health::v1::HealthCheckResponse::SERVING;
+  const absl::Time deadline = absl::Now() + absl::Seconds(1.5);
+  while (status == grpc::health::v1::HealthCheckResponse::SERVING && absl::Now() < deadline) {
+    status = Health(*server.channel());
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(status, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // Still draining: calls are served while load balancers move away.
+  grpc::ClientContext context;
+  v1::ListModelsResponse models;
+  EXPECT_TRUE(v1::ModelService::NewStub(server.channel())
+                  ->ListModels(&context, v1::ListModelsRequest(), &models)
+                  .ok());
+  EXPECT_EQ(server.Wait(), 0);
   std::filesystem::remove_all(data_dir);
 }
 
