@@ -17,6 +17,8 @@ constexpr double kMaxMinWindowSeconds = 2.0;
 // A probe lasts at least this many calls and this much time: a few scheduler time slices (~4 ms
 // here), so that it meets the stalls a neighbour causes as often as the current count does.
 constexpr int kMinProbeCalls = 2;
+// Calls at least this long are probed with one call (they span ~10 time slices each).
+constexpr double kLongProbeCallSeconds = 0.04;
 constexpr double kMinProbeSeconds = 0.02;
 // The first call after a thread-count change pays for resizing the OpenMP team; calls shorter
 // than this skip it, longer ones do not notice it.
@@ -82,7 +84,14 @@ void ThreadTuner::Record(const CallKey& key, int threads, double seconds) {
   }
   if (probing) {
     state.probe.Add(seconds);
-    if (state.probe.calls < kMinProbeCalls || state.probe.seconds < kMinProbeSeconds) return;
+    // Enough time (several time slices) and, unless a single call already spans that many, two
+    // calls. A long call's probe is costly when it loses (a 2-thread training step beside a busy
+    // process takes ~1.8x the 1-thread one), and one such call already averages over many slices.
+    const bool long_calls = state.probe.Mean() >= kLongProbeCallSeconds;
+    if ((state.probe.calls < kMinProbeCalls && !long_calls) ||
+        state.probe.seconds < kMinProbeSeconds) {
+      return;
+    }
     const bool switch_count = state.probe.Mean() < kSwitchMargin * state.window.Mean();
     if (switch_count) {
       state.threads = state.probe_threads;

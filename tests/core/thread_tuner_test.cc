@@ -117,6 +117,21 @@ TEST(ThreadTunerTest, CountsRareStallsThatTheBestCallHides) {
   EXPECT_LT(seconds / static_cast<double>(calls), 1.15 * 47e-6);
 }
 
+TEST(ThreadTunerTest, ProbesLongCallsWithASingleCall) {
+  ThreadTuner tuner(2);
+  // Beside a busy process: 2-thread training steps take 1.35 s, 1-thread ones 0.75 s. After the
+  // switch to 1 thread every later probe of 2 threads costs one slow call, not two.
+  int two_thread_calls = 0;
+  Drive(tuner, kKey, 200, [&](int threads) {
+    two_thread_calls += threads == 2;
+    return threads == 2 ? 1.35 : 0.75;
+  });
+  EXPECT_EQ(tuner.SettledThreads(kKey), 1);
+  // Warm-up and the first window (3 calls), then one call per probe: probes come at 2, 4, 8,
+  // 16, 32 and 60 s of 1-thread time, 6 probes in 200 calls (150 s).
+  EXPECT_LE(two_thread_calls, 3 + 6);
+}
+
 TEST(ThreadTunerTest, KeepsTwoThreadsForQuietShortSteps) {
   ThreadTuner tuner(2);
   Drive(tuner, kKey, 400000, [](int threads) { return threads == 2 ? 31e-6 : 47e-6; });
