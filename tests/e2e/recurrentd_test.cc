@@ -264,9 +264,24 @@ TEST(RecurrentdTest, HealthGoesNotServingWhileDrainingAndCallsStillWork) {
   const std::string data_dir =
       (std::filesystem::temp_directory_path() / "recurrentd-e2e-health").string();
   std::filesystem::remove_all(data_dir);
-  Server server(data_dir, FreePort(), FreePort(), {"--drain_seconds=2"});
+  Server server(data_dir, FreePort(), FreePort(),
+                {"--drain_seconds=2", "--max_message_bytes=65536"});
   ASSERT_TRUE(server.Ready());
   EXPECT_EQ(Health(*server.channel()), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // --max_message_bytes reaches the server: a larger request is refused, named as such.
+  v1::PredictRequest big;
+  big.mutable_model()->set_name("anything");
+  v1::InputSequence* sequence = big.add_sequences();
+  sequence->set_steps(30000);
+  for (int v = 0; v < 30000; ++v) sequence->add_values(1.0f);  // ~120 KB
+  grpc::ClientContext big_context;
+  v1::PredictResponse big_response;
+  EXPECT_EQ(v1::InferenceService::NewStub(server.channel())
+                ->Predict(&big_context, big, &big_response)
+                .error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
   server.SendTerm();
   grpc::health::v1::HealthCheckResponse::ServingStatus status =
       grpc::health::v1::HealthCheckResponse::SERVING;
