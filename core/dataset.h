@@ -31,10 +31,10 @@ enum class TargetKind {
 absl::string_view TargetKindName(TargetKind kind);  // "per_step_values", ...
 
 struct Sequence {
-  int64_t length = 0;          // T_i >= 1
-  std::vector<float> inputs;   // [T_i, input_size]
-  std::vector<float> targets;  // [T_i, target_size] or [target_size]; empty for labels
-  std::vector<int32_t> labels; // [T_i] or [1]; empty for values
+  int64_t length = 0;           // T_i >= 1
+  std::vector<float> inputs;    // [T_i, input_size]
+  std::vector<float> targets;   // [T_i, target_size] or [target_size]; empty for labels
+  std::vector<int32_t> labels;  // [T_i] or [1]; empty for values
 };
 
 struct Dataset {

@@ -671,8 +671,7 @@ void SetForgetGateBias(const ModelSpec& spec, double value, ParameterSet* params
   }
 }
 
-void SetChronoBias(const ModelSpec& spec, int64_t max_steps, uint64_t seed,
-                   ParameterSet* params) {
+void SetChronoBias(const ModelSpec& spec, int64_t max_steps, uint64_t seed, ParameterSet* params) {
   if (spec.cell != CellType::kLstm) return;
   const int64_t h = spec.hidden_size;
   Random random(seed);
@@ -682,7 +681,7 @@ void SetChronoBias(const ModelSpec& spec, int64_t max_steps, uint64_t seed,
       float* hh = params->at(RecurrentParameterName("bias_hh", layer, d == 1)).data();
       for (int64_t unit = 0; unit < h; ++unit) {
         const double forget = std::log(random.Uniform(1.0, static_cast<double>(max_steps - 1)));
-        ih[unit] = static_cast<float>(-forget);    // input gate, rows [0, H)
+        ih[unit] = static_cast<float>(-forget);     // input gate, rows [0, H)
         ih[h + unit] = static_cast<float>(forget);  // forget gate, rows [H, 2H)
         hh[unit] = 0.0f;
         hh[h + unit] = 0.0f;

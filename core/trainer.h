@@ -81,7 +81,7 @@ struct TrainerOptions {
   // input-gate biases their negation, so the cells start with memory time scales spread up to
   // T_max instead of ~1 step. 0 = off; > 0 needs T_max >= 3 and replaces forget_gate_bias.
   int64_t chrono_max_steps = 0;
-  double validation_split = 0.0;           // [0, 1): share of the data held out for validation
+  double validation_split = 0.0;  // [0, 1): share of the data held out for validation
   EarlyStoppingOptions early_stopping;
   bool normalize_inputs = false;   // per-feature standardization fitted on the training split
   bool normalize_targets = false;  // regression targets only
