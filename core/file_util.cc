@@ -41,20 +41,6 @@ std::string DirectoryOf(const std::string& path) {
   return path.substr(0, slash);
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    // Linux writes at most about 2 GiB per call; chunking keeps the arithmetic obvious.
-    const size_t chunk = std::min<size_t>(data.size(), size_t{1} << 30);
-    const ssize_t written = ::write(fd, data.data(), chunk);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return OsError(errno, "cannot write", path);
-    }
-    data.remove_prefix(static_cast<size_t>(written));
-  }
-  return absl::OkStatus();
-}
-
 // Creates a new, empty file next to `path` with O_EXCL and returns its fd and name.
 absl::StatusOr<std::pair<int, std::string>> CreateTempFile(const std::string& path) {
   // pid + per-process counter is unique among live writers; O_EXCL skips leftovers of a crash.
@@ -72,6 +58,22 @@ absl::StatusOr<std::pair<int, std::string>> CreateTempFile(const std::string& pa
       absl::StrCat("cannot create a temporary file next to ", path, ": all names taken"));
 }
 
+}  // namespace
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    // Linux writes at most about 2 GiB per call; chunking keeps the arithmetic obvious.
+    const size_t chunk = std::min<size_t>(data.size(), size_t{1} << 30);
+    const ssize_t written = ::write(fd, data.data(), chunk);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return OsError(errno, "cannot write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(written));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SyncDirectory(const std::string& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return OsError(errno, "cannot open directory", directory);
@@ -82,8 +84,6 @@ absl::Status SyncDirectory(const std::string& directory) {
     return OsError(errno, "cannot fsync directory", directory);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
   ASSIGN_OR_RETURN(auto temp, CreateTempFile(path));

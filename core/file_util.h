@@ -20,6 +20,13 @@ namespace recurrent::core {
 // that error is returned. Mode 0644 minus the umask. Errors carry the OS error and the path.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view data);
 
+// Writes all of `data` to `fd` (retrying short writes and EINTR); errors name `path`.
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
+
+// fsyncs `directory`, so that entries created or renamed in it survive a power loss. A filesystem
+// that cannot sync directories (EINVAL: some network and FUSE filesystems) is not an error.
+absl::Status SyncDirectory(const std::string& directory);
+
 // Reads the whole regular file at `path`. Its size is checked against `max_bytes` before anything
 // is read (InvalidArgument when over, naming `what`); a file that is not a regular file (a FIFO, a
 // directory) is InvalidArgument; a file that shrinks while read is DataLoss; OS errors keep their

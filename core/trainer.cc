@@ -101,8 +101,9 @@ std::vector<int64_t> AllMembers(const Dataset& dataset) {
   return members;
 }
 
-// Copies the rows of a per-step batch that belong to steps [begin, end); for last-step batches
-// with truncated BPTT the head only sees the last chunk, which this returns whole.
+// A batch cut into chunks of tbptt_steps steps (one chunk without truncated BPTT). A chunk holds
+// the inputs of its steps and, for a per-step head, their targets and mask; a last-step head's
+// targets stay whole (only the last chunk computes a loss).
 class TruncatedBatch {
  public:
   TruncatedBatch(const Batch& batch, bool per_step, int64_t tbptt_steps)
@@ -166,6 +167,9 @@ class TrainingRun {
       epochs_without_improvement_ = resumed->epochs_without_improvement;
       elapsed_before_ = resumed->elapsed_seconds;
     }
+    // This run's pace and checkpoint intervals count from where it starts.
+    first_step_ = step_;
+    last_checkpoint_step_ = step_;
     return absl::OkStatus();
   }
 
@@ -504,12 +508,6 @@ class TrainingRun {
   Clock::time_point start_;
   Clock::time_point last_checkpoint_;
   int64_t last_checkpoint_step_ = 0;
-
- public:
-  void MarkFirstStep() {
-    first_step_ = step_;
-    last_checkpoint_step_ = step_;
-  }
 };
 
 absl::Status CheckResumable(const TrainingCheckpoint& checkpoint, const ModelSpec& spec,
@@ -780,7 +778,6 @@ absl::StatusOr<TrainingOutcome> Train(const ModelSpec& spec, const Dataset& trai
   }
   TrainingRun run(spec, options, hooks, std::move(data), fingerprint);
   RETURN_IF_ERROR(run.Start(initial, resumed.has_value() ? &*resumed : nullptr));
-  run.MarkFirstStep();
   return run.Run();
 }
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/normalization.h"
 #include "server/grpc_status.h"
-#include "server/model_service.h"
+#include "server/proto_conversions.h"
 #include "server/stream_snapshot.h"
 
 namespace recurrent::server {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/file_util.h"
+#include "server/proto_conversions.h"
 
 namespace recurrent::server {
 namespace {
@@ -19,19 +20,6 @@ constexpr char kJobFileSuffix[] = ".job";
 // A job record is small (progress, loss history, the request without inline data); anything
 // bigger is not one of ours.
 constexpr int64_t kMaxJobFileBytes = 64 << 20;
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp timestamp;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  timestamp.set_seconds(nanos / 1'000'000'000);
-  timestamp.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
-  return timestamp;
-}
-
-bool IsTerminal(JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED;
-}
 
 // "job-20261127-020304-1a2b3c4d": sortable by creation time at a glance, unique by the random tail.
 std::string NewJobId() {
@@ -94,7 +82,7 @@ absl::Status JobManager::Load() {
       continue;
     }
     Record record;
-    if (!IsTerminal(job.state())) {
+    if (!IsTerminalJobState(job.state())) {
       // Running at a crash, or queued again by a shutdown after it had started: either way it
       // has run before, and its runner continues from what it kept.
       record.resume = job.state() == v1::JOB_STATE_RUNNING || job.has_started();
@@ -187,7 +175,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   const auto it = records_.find(id);
   if (it == records_.end()) return absl::NotFoundError(absl::StrCat("no job ", id));
   Record& record = it->second;
-  if (IsTerminal(record.job.state())) {
+  if (IsTerminalJobState(record.job.state())) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", id, " already ended (", v1::JobState_Name(record.job.state()), ")"));
   }

@@ -27,6 +27,9 @@
 namespace recurrent::server {
 namespace {
 
+using core::SyncDirectory;
+using core::WriteAll;
+
 constexpr absl::string_view kModelsDirectory = "models";
 constexpr absl::string_view kAliasesDirectory = "aliases";
 constexpr absl::string_view kVersionSuffix = ".rcnt";
@@ -91,18 +94,6 @@ absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& direct
   return names;
 }
 
-absl::Status SyncDirectory(const std::string& directory) {
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return OsError(errno, "cannot open directory", directory);
-  const FdCloser closer(fd);
-  // EINVAL: the filesystem cannot sync directories (some network and FUSE filesystems); the
-  // change is then as durable as that filesystem makes it.
-  if (::fsync(fd) != 0 && errno != EINVAL) {
-    return OsError(errno, "cannot fsync directory", directory);
-  }
-  return absl::OkStatus();
-}
-
 // Creates `directory` (one level) unless it exists; a new one is made durable in its parent.
 absl::Status MakeDirectory(const std::string& directory) {
   if (::mkdir(directory.c_str(), 0755) == 0) {
@@ -114,20 +105,6 @@ absl::Status MakeDirectory(const std::string& directory) {
     return absl::OkStatus();
   }
   return OsError(error, "cannot create directory", directory);
-}
-
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    // Linux writes at most about 2 GiB per call; chunking keeps the arithmetic obvious.
-    const size_t chunk = std::min<size_t>(data.size(), size_t{1} << 30);
-    const ssize_t written = ::write(fd, data.data(), chunk);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return OsError(errno, "cannot write", path);
-    }
-    data.remove_prefix(static_cast<size_t>(written));
-  }
-  return absl::OkStatus();
 }
 
 // Writes `data` to a new, fsync'ed temporary file in `directory` and returns its path. The name

@@ -6,17 +6,10 @@
 #include "core/artifact.h"
 #include "core/spec_proto.h"
 #include "server/grpc_status.h"
+#include "server/proto_conversions.h"
 
 namespace recurrent::server {
 namespace {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  google::protobuf::Timestamp timestamp;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  timestamp.set_seconds(nanos / 1'000'000'000);
-  timestamp.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
-  return timestamp;
-}
 
 void VersionToProto(const std::string& name, const VersionInfo& info, v1::ModelVersionInfo* out) {
   out->set_name(name);
@@ -46,14 +39,6 @@ grpc::Status AnswerWithModel(ModelRegistry& registry, const std::string& name,
 }
 
 }  // namespace
-
-ModelRef ModelRefFromProto(const v1::ModelRef& proto) {
-  ModelRef ref;
-  ref.name = proto.name();
-  if (proto.has_version()) ref.version = proto.version();
-  if (proto.has_alias()) ref.alias = proto.alias();
-  return ref;
-}
 
 grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*,
                                           v1::ListModelsResponse* response) {

@@ -38,9 +38,6 @@ class ModelServiceImpl final : public v1::ModelService::Service {
   const ModelServiceOptions options_;
 };
 
-// Shared with the inference service: a proto ModelRef as the registry's.
-ModelRef ModelRefFromProto(const v1::ModelRef& proto);
-
 }  // namespace recurrent::server
 
 #endif  // RECURRENT_SERVER_MODEL_SERVICE_H_

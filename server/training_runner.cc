@@ -7,6 +7,7 @@
 #include "core/spec_proto.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
+#include "server/proto_conversions.h"
 
 namespace recurrent::server {
 namespace {
@@ -26,14 +27,6 @@ v1::JobProgress ProgressToProto(const core::TrainingProgress& progress) {
   proto.set_eta_seconds(progress.eta_seconds);
   proto.set_elapsed_seconds(progress.elapsed_seconds);
   return proto;
-}
-
-ModelRef RefFromProto(const v1::ModelRef& proto) {
-  ModelRef ref;
-  ref.name = proto.name();
-  if (proto.has_version()) ref.version = proto.version();
-  if (proto.has_alias()) ref.alias = proto.alias();
-  return ref;
 }
 
 absl::StatusOr<core::Dataset> ResolveData(const v1::DataSource& source,
@@ -70,7 +63,7 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
   std::shared_ptr<const LoadedModel> start;
   core::ModelSpec spec;
   if (request.has_start_from()) {
-    ASSIGN_OR_RETURN(start, registry.Load(RefFromProto(request.start_from())));
+    ASSIGN_OR_RETURN(start, registry.Load(ModelRefFromProto(request.start_from())));
     spec = start->model.spec;
   } else {
     absl::StatusOr<core::ModelSpec> parsed =

@@ -6,14 +6,10 @@
 #include "core/windowing.h"
 #include "server/grpc_status.h"
 #include "server/model_registry.h"
+#include "server/proto_conversions.h"
 
 namespace recurrent::server {
 namespace {
-
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED;
-}
 
 grpc::Status Invalid(absl::string_view message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
@@ -64,7 +60,7 @@ grpc::Status TrainingServiceImpl::WatchJob(grpc::ServerContext* context,
     v1::JobEvent event;
     *event.mutable_job() = *job;
     if (!writer->Write(event)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
-    if (IsTerminal(job->state())) return grpc::Status::OK;
+    if (IsTerminalJobState(job->state())) return grpc::Status::OK;
     absl::SleepFor(kWatchInterval);  // at most a few events per second
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled the watch");
