@@ -8,7 +8,6 @@
 #include "core/normalization.h"
 #include "server/grpc_status.h"
 #include "server/proto_conversions.h"
-#include "server/stream_snapshot.h"
 
 namespace recurrent::server {
 namespace {
@@ -40,22 +39,56 @@ InferenceServiceImpl::~InferenceServiceImpl() {
   if (janitor_.joinable()) janitor_.join();
 }
 
-int64_t InferenceServiceImpl::RegisterSession(grpc::ServerContext* context) {
+absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session) {
   std::lock_guard lock(sessions_mutex_);
+  if (draining_) {
+    return absl::UnavailableError(
+        "the server is shutting down; open the stream on another replica");
+  }
+  if (static_cast<int64_t>(sessions_.size()) >= limits_.max_streams) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many open streams (--max_streams=", limits_.max_streams, "); retry later"));
+  }
   const int64_t id = next_session_++;
-  sessions_.emplace(id, Session{context, absl::Now()});
+  sessions_.emplace(id, Session{session, absl::Now()});
   return id;
+}
+
+int64_t InferenceServiceImpl::open_streams() {
+  std::lock_guard lock(sessions_mutex_);
+  return static_cast<int64_t>(sessions_.size());
+}
+
+void InferenceServiceImpl::DrainStreams(absl::Duration grace) {
+  std::unique_lock lock(sessions_mutex_);
+  draining_ = true;
+  session_ended_.wait_for(lock, absl::ToChronoNanoseconds(grace),
+                          [this] { return sessions_.empty(); });
+  for (auto& [id, session] : sessions_) {
+    session.session->Terminate(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        "the server is shutting down; reopen the stream on another replica, resuming from a "
+        "snapshot"));
+  }
+  // The sessions leave the table in OnDone, once gRPC has delivered their status.
+  session_ended_.wait(lock, [this] { return sessions_.empty(); });
 }
 
 void InferenceServiceImpl::TouchSession(int64_t id) {
   std::lock_guard lock(sessions_mutex_);
   const auto it = sessions_.find(id);
-  if (it != sessions_.end()) it->second.last_activity = absl::Now();
+  // An evicted session (activity pushed to the infinite future) stays evicted.
+  if (it != sessions_.end() && it->second.last_activity != absl::InfiniteFuture()) {
+    it->second.last_activity = absl::Now();
+  }
 }
 
 void InferenceServiceImpl::UnregisterSession(int64_t id) {
-  std::lock_guard lock(sessions_mutex_);
-  sessions_.erase(id);
+  {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(id);
+  }
+  session_ended_.notify_all();
 }
 
 void InferenceServiceImpl::JanitorLoop() {
@@ -65,15 +98,19 @@ void InferenceServiceImpl::JanitorLoop() {
   while (!stopping_) {
     janitor_wake_.wait_for(lock, absl::ToChronoNanoseconds(period), [this] { return stopping_; });
     const absl::Time now = absl::Now();
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
-      if (now - it->second.last_activity > limits_.stream_idle_ttl) {
-        // The handler's blocked Read returns false and it frees the session.
-        it->second.context->TryCancel();
+    for (auto& [id, session] : sessions_) {
+      if (now - session.last_activity > limits_.stream_idle_ttl) {
+        // The session leaves the table in OnDone; the pushed-back activity time keeps it from
+        // being counted twice meanwhile.
+        session.session->Terminate(grpc::Status(
+            grpc::StatusCode::DEADLINE_EXCEEDED,
+            absl::StrCat("the stream sent nothing for ",
+                         absl::FormatDuration(limits_.stream_idle_ttl),
+                         " (--stream_idle_ttl_seconds) and was closed; open a new one, resuming "
+                         "from a snapshot if you took one")));
+        session.last_activity = absl::InfiniteFuture();
         ++idle_evictions_;
         if (metrics_ != nullptr) metrics_->StreamEvicted();
-        it = sessions_.erase(it);
-      } else {
-        ++it;
       }
     }
   }
@@ -102,7 +139,8 @@ void InferenceServiceImpl::Release(const LoadedModel& model,
   if (idle.size() < kMaxIdleNetworksPerModel) idle.push_back(std::move(network));
 }
 
-grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext*, const v1::PredictRequest* request,
+grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
+                                           const v1::PredictRequest* request,
                                            v1::PredictResponse* response) {
   absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded =
       registry_->Load(ModelRefFromProto(request->model()));
@@ -154,6 +192,11 @@ grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext*, const v1::Predi
   }
   grpc::Status status = grpc::Status::OK;
   for (const auto& [steps, members] : by_length) {
+    // A caller that gave up (cancelled, or past its deadline) gets no more engine time.
+    if (context->IsCancelled()) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
+      break;
+    }
     const int64_t n = static_cast<int64_t>(members.size());
     core::Tensor inputs({n, steps, spec.input_size});
     for (int64_t b = 0; b < n; ++b) {
@@ -209,130 +252,9 @@ absl::StatusOr<std::shared_ptr<StepBatcher>> InferenceServiceImpl::BatcherFor(
   return batcher;
 }
 
-grpc::Status InferenceServiceImpl::StepPredict(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
-  v1::StepRequest request;
-  if (!stream->Read(&request)) return grpc::Status::OK;  // closed before opening: nothing to do
-  if (!request.has_open()) {
-    return Invalid("the first StepPredict message must be `open` (a model, or a snapshot)");
-  }
-  // Counts this stream for as long as the handler runs.
-  struct StreamCount {
-    explicit StreamCount(std::atomic<int64_t>& count) : count_(count) { ++count_; }
-    ~StreamCount() { --count_; }
-    std::atomic<int64_t>& count_;
-  } counted(open_streams_);
-  if (open_streams_.load() > limits_.max_streams) {
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("too many open streams (--max_streams=", limits_.max_streams,
-                                     "); retry later"));
-  }
-
-  // The model version, pinned for the life of the session, and the starting state.
-  ModelRef ref = ModelRefFromProto(request.open().model());
-  std::optional<StreamState> resumed;
-  if (!request.open().resume_from().empty()) {
-    absl::StatusOr<StreamState> decoded =
-        DecodeSnapshot(request.open().resume_from(), int64_t{1} << 26);
-    if (!decoded.ok()) return ToGrpcStatus(decoded.status());
-    resumed = *std::move(decoded);
-    ref = ModelRef{resumed->model_name, resumed->model_version, ""};
-  }
-  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded = registry_->Load(ref);
-  if (!loaded.ok()) return ToGrpcStatus(loaded.status());
-  absl::StatusOr<std::shared_ptr<StepBatcher>> batcher = BatcherFor(*loaded);
-  if (!batcher.ok()) return ToGrpcStatus(batcher.status());
-  StepBatcher& steps = **batcher;
-  const LoadedModel& model = **loaded;
-  const core::ModelSpec& spec = model.model.spec;
-  std::vector<float> state(steps.state_size(), 0.0f);
-  int64_t steps_taken = 0;
-  if (resumed.has_value()) {
-    if (static_cast<int64_t>(resumed->state.size()) != steps.state_size()) {
-      return Invalid("resume_from holds a state of the wrong size for its model");
-    }
-    state = resumed->state;
-    steps_taken = resumed->steps_taken;
-  }
-  steps.StreamOpened();
-  if (metrics_ != nullptr) metrics_->StreamOpened();
-  const int64_t session = RegisterSession(context);
-  struct Closer {
-    ~Closer() {
-      service.UnregisterSession(session);
-      batcher.StreamClosed();
-      if (metrics != nullptr) metrics->StreamClosed();
-    }
-    InferenceServiceImpl& service;
-    int64_t session;
-    StepBatcher& batcher;
-    ServerMetrics* metrics;
-  } closer{*this, session, steps, metrics_};
-
-  v1::StepResponse opened;
-  opened.mutable_opened()->set_model_name(model.name);
-  opened.mutable_opened()->set_model_version(model.version);
-  opened.mutable_opened()->set_input_size(spec.input_size);
-  opened.mutable_opened()->set_output_size(spec.output_size);
-  opened.mutable_opened()->set_steps_taken(steps_taken);
-  if (!stream->Write(opened)) return grpc::Status::OK;
-
-  std::vector<float> input(spec.input_size);
-  std::vector<float> output(spec.output_size);
-  while (!context->IsCancelled() && stream->Read(&request)) {
-    TouchSession(session);
-    v1::StepResponse response;
-    switch (request.kind_case()) {
-      case v1::StepRequest::kStep: {
-        const v1::StepInput& step = request.step();
-        if (step.steps() < 1 || step.steps() > limits_.max_steps_per_message) {
-          return Invalid(absl::StrCat("step.steps is ", step.steps(), "; it must be in [1, ",
-                                      limits_.max_steps_per_message, "]"));
-        }
-        if (step.values_size() != step.steps() * spec.input_size) {
-          return Invalid(absl::StrCat("step has ", step.values_size(), " values; ", step.steps(),
-                                      " steps of ", spec.input_size, " inputs need ",
-                                      step.steps() * spec.input_size));
-        }
-        for (int v = 0; v < step.values_size(); ++v) {
-          if (!std::isfinite(step.values(v))) {
-            return Invalid(absl::StrCat("step value ", v, " is not finite"));
-          }
-        }
-        v1::StepOutput* out = response.mutable_output();
-        out->set_steps(step.steps());
-        for (int64_t t = 0; t < step.steps(); ++t) {
-          std::memcpy(input.data(), step.values().data() + t * spec.input_size,
-                      sizeof(float) * spec.input_size);
-          core::NormalizeInputs(model.model.normalization, input.data(), 1);
-          if (absl::Status status = steps.Step(input.data(), state.data(), output.data());
-              !status.ok()) {
-            return ToGrpcStatus(status);
-          }
-          core::DenormalizeOutputs(model.model.normalization, output.data(), 1);
-          out->mutable_values()->Add(output.begin(), output.end());
-          ++steps_taken;
-        }
-        break;
-      }
-      case v1::StepRequest::kReset:
-        std::fill(state.begin(), state.end(), 0.0f);
-        steps_taken = 0;
-        response.set_reset_done(true);
-        break;
-      case v1::StepRequest::kSnapshot:
-        response.mutable_snapshot()->set_data(
-            EncodeSnapshot(StreamState{model.name, model.version, steps_taken, state}));
-        break;
-      case v1::StepRequest::kOpen:
-        return Invalid("the session is already open; `open` is only valid as the first message");
-      default:
-        return Invalid("an empty StepPredict message: send step, reset or snapshot");
-    }
-    if (!stream->Write(response)) break;
-  }
-  return grpc::Status::OK;
+grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* InferenceServiceImpl::StepPredict(
+    grpc::CallbackServerContext* context) {
+  return new StepSession(this, context);  // deletes itself in OnDone
 }
 
 }  // namespace recurrent::server

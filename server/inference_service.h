@@ -4,7 +4,8 @@
 // (a core::Network is not thread-safe). StepPredict streams share one StepBatcher per model
 // version, which batches their timesteps into single engine calls (server/step_batcher.h); a
 // session pins its model version for its whole life and can snapshot its state
-// (server/stream_snapshot.h). The sync gRPC API holds one thread per open stream for now.
+// (server/stream_snapshot.h). StepPredict runs on gRPC's callback API (server/step_session.h), so
+// an open stream holds no thread; Predict and the other RPCs use the sync API.
 #ifndef RECURRENT_SERVER_INFERENCE_SERVICE_H_
 #define RECURRENT_SERVER_INFERENCE_SERVICE_H_
 
@@ -25,6 +26,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/step_batcher.h"
+#include "server/step_session.h"
 
 namespace recurrent::server {
 
@@ -41,7 +43,8 @@ struct InferenceLimits {
   absl::Duration stream_idle_ttl = absl::Minutes(10);
 };
 
-class InferenceServiceImpl final : public v1::InferenceService::Service {
+class InferenceServiceImpl final
+    : public v1::InferenceService::WithCallbackMethod_StepPredict<v1::InferenceService::Service> {
  public:
   // `metrics` may be null (tests).
   InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
@@ -50,14 +53,22 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
   ~InferenceServiceImpl() override;
 
   int64_t idle_evictions() const { return idle_evictions_.load(); }
+  // StepPredict streams whose state is held right now.
+  int64_t open_streams();
+
+  // Shutdown: refuses new streams with UNAVAILABLE, waits up to `grace` for the open ones to end
+  // on their own, then ends the rest with UNAVAILABLE (their clients reconnect elsewhere, resuming
+  // from a snapshot). Call it after grpc::Server::Shutdown has started, with a later deadline.
+  void DrainStreams(absl::Duration grace);
 
   grpc::Status Predict(grpc::ServerContext* context, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
-  grpc::Status StepPredict(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) override;
+  grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* StepPredict(
+      grpc::CallbackServerContext* context) override;
 
  private:
+  friend class StepSession;
+
   using PoolKey = std::pair<std::string, int64_t>;  // (model name, version)
   // Borrows an idle network for the model (creating one if none is idle); Release gives it back.
   absl::StatusOr<std::unique_ptr<core::Network>> Acquire(const LoadedModel& model);
@@ -66,12 +77,14 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
   // The batcher of a model version, created on first use and kept while the version is in use.
   absl::StatusOr<std::shared_ptr<StepBatcher>> BatcherFor(std::shared_ptr<const LoadedModel> model);
 
-  // Open sessions and when each last heard from its client, for the idle TTL.
+  // Open sessions and when each last heard from its client, for the idle TTL and the drain.
   struct Session {
-    grpc::ServerContext* context;
+    StepSession* session;
     absl::Time last_activity;
   };
-  int64_t RegisterSession(grpc::ServerContext* context);
+  // Enters a new stream in the session table and returns its id; RESOURCE_EXHAUSTED over
+  // --max_streams, UNAVAILABLE while draining.
+  absl::StatusOr<int64_t> AdmitSession(StepSession* session);
   void TouchSession(int64_t id);
   void UnregisterSession(int64_t id);
   void JanitorLoop();
@@ -81,14 +94,15 @@ class InferenceServiceImpl final : public v1::InferenceService::Service {
   ServerMetrics* const metrics_;
   std::mutex sessions_mutex_;
   std::condition_variable janitor_wake_;
+  std::condition_variable session_ended_;
   std::map<int64_t, Session> sessions_;  // guarded by sessions_mutex_
   int64_t next_session_ = 0;             // guarded by sessions_mutex_
   bool stopping_ = false;                // guarded by sessions_mutex_
+  bool draining_ = false;                // guarded by sessions_mutex_
   std::atomic<int64_t> idle_evictions_{0};
   std::thread janitor_;
   std::mutex batchers_mutex_;
   std::map<PoolKey, std::weak_ptr<StepBatcher>> batchers_;  // guarded by batchers_mutex_
-  std::atomic<int64_t> open_streams_{0};
   std::mutex pool_mutex_;
   std::map<PoolKey, std::vector<std::unique_ptr<core::Network>>> idle_;  // guarded by pool_mutex_
 };

@@ -7,6 +7,7 @@
 // SIGTERM / SIGINT: health goes NOT_SERVING (calls are still served for --drain_seconds), then
 // new calls are refused, running training jobs checkpoint (they resume after a restart),
 // in-flight calls get --shutdown_grace_seconds to finish, exit code 0.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -195,8 +196,15 @@ int Serve() {
     server->GetHealthCheckService()->SetServingStatus(false);
     absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
     (*jobs)->Shutdown();  // running jobs checkpoint and stay queued for the next start
+    // Shutdown refuses new calls at once and waits for in-flight ones (and idle client
+    // connections) until its deadline, then cancels what is left. Streams still open shortly
+    // before the deadline end with UNAVAILABLE (DrainStreams) rather than that cancellation.
     const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
-    server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoSeconds(grace));
+    std::thread shutdown([&] {
+      server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+    });
+    inference_service.DrainStreams(grace - std::min(absl::Milliseconds(500), grace / 4));
+    shutdown.join();
   });
   server->Wait();
   signals.join();

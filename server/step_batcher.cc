@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 namespace recurrent::server {
 
@@ -57,14 +59,30 @@ StepBatchStats StepBatcher::stats() const {
   return stats_;
 }
 
+void StepBatcher::StepAsync(const float* input, float* state, float* output, StepDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back(Pending{input, state, output, std::move(done)});
+      work_.notify_all();
+      return;
+    }
+  }
+  done(absl::UnavailableError("the model is being unloaded"));
+}
+
 absl::Status StepBatcher::Step(const float* input, float* state, float* output) {
-  Pending pending{input, state, output, false, absl::OkStatus()};
-  std::unique_lock lock(mutex_);
-  if (stopping_) return absl::UnavailableError("the model is being unloaded");
-  queue_.push_back(&pending);
-  work_.notify_all();
-  done_.wait(lock, [&] { return pending.done; });
-  return pending.status;
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::optional<absl::Status> result;
+  StepAsync(input, state, output, [&](absl::Status status) {
+    std::lock_guard lock(mutex);
+    result = std::move(status);
+    finished.notify_all();
+  });
+  std::unique_lock lock(mutex);
+  finished.wait(lock, [&] { return result.has_value(); });
+  return *result;
 }
 
 void StepBatcher::WorkerLoop() {
@@ -72,7 +90,7 @@ void StepBatcher::WorkerLoop() {
   const int64_t in = spec.input_size, out = spec.output_size;
   std::vector<float> inputs, outputs;
   std::vector<float*> states;
-  std::vector<Pending*> batch;
+  std::vector<Pending> batch;
   while (true) {
     {
       std::unique_lock lock(mutex_);
@@ -86,7 +104,8 @@ void StepBatcher::WorkerLoop() {
                static_cast<int64_t>(queue_.size()) >= active_streams_;
       });
       const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
-      batch.assign(queue_.begin(), queue_.begin() + take);
+      batch.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + take));
       queue_.erase(queue_.begin(), queue_.begin() + take);
     }
     const int64_t n = static_cast<int64_t>(batch.size());
@@ -94,8 +113,8 @@ void StepBatcher::WorkerLoop() {
     outputs.resize(n * out);
     states.resize(n);
     for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(inputs.data() + i * in, batch[i]->input, sizeof(float) * in);
-      states[i] = batch[i]->state;
+      std::memcpy(inputs.data() + i * in, batch[i].input, sizeof(float) * in);
+      states[i] = batch[i].state;
     }
     const auto start = std::chrono::steady_clock::now();
     const absl::Status status = network_->Step(inputs.data(), n, states.data(), outputs.data());
@@ -105,17 +124,15 @@ void StepBatcher::WorkerLoop() {
     }
     {
       std::lock_guard lock(mutex_);
-      for (int64_t i = 0; i < n; ++i) {
-        if (status.ok()) {
-          std::memcpy(batch[i]->output, outputs.data() + i * out, sizeof(float) * out);
-        }
-        batch[i]->status = status;
-        batch[i]->done = true;
-      }
       ++stats_.calls;
       stats_.steps += n;
     }
-    done_.notify_all();
+    // Outside the lock: a callback typically submits the stream's next step.
+    for (int64_t i = 0; i < n; ++i) {
+      if (status.ok()) std::memcpy(batch[i].output, outputs.data() + i * out, sizeof(float) * out);
+      batch[i].done(status);
+    }
+    batch.clear();
   }
 }
 

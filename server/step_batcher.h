@@ -1,9 +1,10 @@
 // Batches the timesteps of concurrent StepPredict streams on one model version into single
 // engine Step() calls.
 //
-// A stream calls Step() with its input, its state block and room for its output, and blocks until
-// its step ran. One worker thread per batcher takes up to `max_batch` waiting steps, at most one
-// per stream at a time (a stream blocks on its step, so its steps can never be reordered), and
+// A stream calls StepAsync() (or the blocking Step()) with its input, its state block and room for
+// its output; the worker runs the step and then calls the stream's callback. One worker thread per
+// batcher takes up to `max_batch` waiting steps, at most one per stream at a time (a stream submits
+// its next step only after the previous one's callback, so its steps can never be reordered), and
 // runs them together. Adaptive wait: when the steps queued so far are all the streams that are
 // active (open sessions), the worker runs at once; otherwise it waits up to `max_wait` for more
 // streams to join the batch. A lone stream therefore never waits.
@@ -15,6 +16,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,7 +56,11 @@ class StepBatcher {
   void StreamClosed();
 
   // One timestep of one stream: input [input_size] (normalized), state [state_size()] updated in
-  // place, output [output_size]. Blocks until done.
+  // place, output [output_size]. The buffers must stay valid until `done` runs; `done` runs on the
+  // worker thread (or inline with UNAVAILABLE once the batcher is stopping) and must not block.
+  using StepDone = std::function<void(absl::Status)>;
+  void StepAsync(const float* input, float* state, float* output, StepDone done);
+  // The same, blocking until the step ran.
   absl::Status Step(const float* input, float* state, float* output);
 
   int64_t state_size() const { return state_size_; }
@@ -66,8 +72,7 @@ class StepBatcher {
     const float* input;
     float* state;
     float* output;
-    bool done = false;
-    absl::Status status;
+    StepDone done;
   };
 
   StepBatcher(std::shared_ptr<const LoadedModel> model, std::unique_ptr<core::Network> network,
@@ -81,8 +86,7 @@ class StepBatcher {
 
   mutable std::mutex mutex_;
   std::condition_variable work_;  // a step was queued, or stopping_
-  std::condition_variable done_;  // a batch finished
-  std::vector<Pending*> queue_;   // guarded by mutex_
+  std::deque<Pending> queue_;     // guarded by mutex_
   int64_t active_streams_ = 0;    // guarded by mutex_
   bool stopping_ = false;         // guarded by mutex_
   StepBatchStats stats_;          // guarded by mutex_

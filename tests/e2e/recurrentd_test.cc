@@ -218,7 +218,23 @@ TEST(RecurrentdTest, TrainPredictStreamRestartAndFindEverything) {
     EXPECT_NE(metrics.find("recurrent_step_batch_size_count 3"), std::string::npos);
     EXPECT_NE(metrics.find("recurrent_model_cache_models"), std::string::npos);
 
-    EXPECT_EQ(server.Stop(), 0) << "recurrentd did not exit cleanly on SIGTERM";
+    // SIGTERM with a stream still open: the stream is served through the grace period
+    // (--shutdown_grace_seconds=2), then ends with UNAVAILABLE, and the server exits cleanly.
+    grpc::ClientContext open_stream_context;
+    auto open_stream = inference->StepPredict(&open_stream_context);
+    ASSERT_TRUE(open_stream->Write(open));
+    ASSERT_TRUE(open_stream->Read(&response));
+    const absl::Time term_sent = absl::Now();
+    server.SendTerm();
+    absl::SleepFor(absl::Milliseconds(300));
+    ASSERT_TRUE(open_stream->Write(step));  // still served while the grace period runs
+    ASSERT_TRUE(open_stream->Read(&response));
+    EXPECT_EQ(response.output().values_size(), 3);
+    EXPECT_FALSE(open_stream->Read(&response));
+    const grpc::Status ended = open_stream->Finish();
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+    EXPECT_GE(absl::Now() - term_sent, absl::Seconds(1.4));  // the grace less 0.5 s
+    EXPECT_EQ(server.Wait(), 0) << "recurrentd did not exit cleanly on SIGTERM";
   }
   Server restarted(data_dir, port, metrics_port);
   ASSERT_TRUE(restarted.Ready());

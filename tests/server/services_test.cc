@@ -279,6 +279,8 @@ TEST_F(ServicesTest, TrainRejectsBadRequestsAtOnce) {
 // timestep of `inputs` ([T, I]) as its own message and returns the outputs ([T, O]).
 struct StepSession {
   explicit StepSession(v1::InferenceService::Stub& stub) : stream(stub.StepPredict(&context)) {}
+  StepSession(v1::InferenceService::Stub& stub, std::chrono::system_clock::time_point deadline)
+      : stream((context.set_deadline(deadline), stub.StepPredict(&context))) {}
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
 
@@ -488,8 +490,126 @@ TEST_F(ServicesTest, AnIdleStreamIsEndedAfterTheTtlAndCounted) {
   absl::SleepFor(absl::Seconds(1));                       // silent for 2.5 TTLs
   v1::StepResponse response;
   EXPECT_FALSE(session.stream->Read(&response));
-  EXPECT_EQ(session.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  const grpc::Status ended = session.stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_NE(ended.error_message().find("--stream_idle_ttl_seconds"), std::string::npos);
   EXPECT_EQ(inference_->idle_evictions(), 1);
+  EXPECT_EQ(inference_->open_streams(), 0);
+}
+
+// Waits up to a second for the service to hold the state of `streams` streams (none by default).
+bool AllStreamsFreed(InferenceServiceImpl& inference, int64_t streams = 0) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(1);
+  while (inference.open_streams() != streams && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return inference.open_streams() == streams;
+}
+
+TEST_F(ServicesTest, AStreamPastItsDeadlineEndsWithDeadlineExceededAndIsFreed) {
+  RegisterGru("tagger");
+  // Shorter than the idle TTL (400 ms), so the deadline, not the janitor, ends the stream.
+  StepSession session(*inference_stub_,
+                      std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  session.Open(open);
+  EXPECT_EQ(session.Steps(Ramp(4, 0.1f), 2).size(), 6u);
+  EXPECT_EQ(inference_->open_streams(), 1);
+  v1::StepResponse response;
+  EXPECT_FALSE(session.stream->Read(&response));  // returns when the deadline passes
+  EXPECT_EQ(session.stream->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(AllStreamsFreed(*inference_));
+  EXPECT_EQ(inference_->idle_evictions(), 0);
+}
+
+TEST_F(ServicesTest, ACancelledStreamIsFreedAtOnce) {
+  RegisterGru("tagger");
+  StepSession session(*inference_stub_);
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  session.Open(open);
+  EXPECT_EQ(session.Steps(Ramp(2, 0.1f), 2).size(), 3u);
+  session.context.TryCancel();
+  EXPECT_EQ(session.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(AllStreamsFreed(*inference_));
+}
+
+TEST_F(ServicesTest, APredictPastItsDeadlineIsDeadlineExceeded) {
+  RegisterGru("tagger");
+  v1::PredictRequest request;
+  request.mutable_model()->set_name("tagger");
+  v1::InputSequence* sequence = request.add_sequences();
+  sequence->set_steps(2);
+  for (int v = 0; v < 4; ++v) sequence->add_values(0.5f);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() - std::chrono::milliseconds(1));
+  v1::PredictResponse response;
+  EXPECT_EQ(inference_stub_->Predict(&context, request, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_F(ServicesTest, DrainingEndsOpenStreamsWithUnavailableAndRefusesNewOnes) {
+  RegisterGru("tagger");
+  StepSession session(*inference_stub_);
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  session.Open(open);
+  const absl::Time start = absl::Now();
+  std::thread drain([&] { inference_->DrainStreams(absl::Milliseconds(200)); });
+  absl::SleepFor(absl::Milliseconds(50));
+  // During the grace period the open stream is still served...
+  EXPECT_EQ(session.Steps(Ramp(2, 0.1f), 2).size(), 3u);
+  // ... and a new one is refused.
+  StepSession late(*inference_stub_);
+  v1::StepRequest late_open;
+  *late_open.mutable_open() = open;
+  late.stream->Write(late_open);
+  v1::StepResponse response;
+  EXPECT_FALSE(late.stream->Read(&response));
+  EXPECT_EQ(late.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  // After it the stream ends with UNAVAILABLE, and DrainStreams returns once it is freed.
+  EXPECT_FALSE(session.stream->Read(&response));
+  EXPECT_EQ(session.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  drain.join();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+  EXPECT_EQ(inference_->open_streams(), 0);
+}
+
+TEST_F(ServicesTest, StreamsOverTheLimitAreResourceExhausted) {
+  RegisterGru("tagger");
+  InferenceLimits limits;
+  limits.max_streams = 2;
+  InferenceServiceImpl limited(registry_.get(), limits);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&limited);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  auto stub = v1::InferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  {
+    StepSession first(*stub), second(*stub), third(*stub);
+    first.Open(open);
+    second.Open(open);
+    v1::StepRequest request;
+    *request.mutable_open() = open;
+    third.stream->Write(request);
+    v1::StepResponse response;
+    EXPECT_FALSE(third.stream->Read(&response));
+    const grpc::Status refused = third.stream->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(refused.error_message().find("--max_streams=2"), std::string::npos);
+    EXPECT_TRUE(first.Close().ok());
+    EXPECT_TRUE(AllStreamsFreed(limited, 1));
+    StepSession fourth(*stub);  // a slot is free again
+    EXPECT_EQ(fourth.Open(open).model_name(), "tagger");
+    EXPECT_TRUE(fourth.Close().ok());
+    EXPECT_TRUE(second.Close().ok());
+  }
+  server->Shutdown();
 }
 
 TEST_F(ServicesTest, ConcurrentStreamsEachGetTheirSoloResults) {

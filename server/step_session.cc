@@ -1,0 +1,241 @@
+#include "server/step_session.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/normalization.h"
+#include "server/grpc_status.h"
+#include "server/inference_service.h"
+#include "server/proto_conversions.h"
+#include "server/stream_snapshot.h"
+
+namespace recurrent::server {
+namespace {
+
+grpc::Status Invalid(std::string message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
+}
+
+}  // namespace
+
+StepSession::StepSession(InferenceServiceImpl* service, grpc::CallbackServerContext* context)
+    : service_(service), context_(context) {
+  absl::StatusOr<int64_t> admitted = service_->AdmitSession(this);
+  std::lock_guard lock(mutex_);
+  if (!admitted.ok()) {
+    FinishLocked(ToGrpcStatus(admitted.status()));
+    return;
+  }
+  session_id_ = *admitted;
+  StartReadLocked();
+}
+
+void StepSession::Terminate(grpc::Status status) {
+  std::lock_guard lock(mutex_);
+  if (finished_) return;
+  if (busy_) {  // the batcher holds our buffers: end once its step is back
+    if (!deferred_end_.has_value()) deferred_end_ = std::move(status);
+    return;
+  }
+  FinishLocked(std::move(status));
+}
+
+void StepSession::OnReadDone(bool ok) {
+  if (!ok) {  // the client half-closed, or the call ended
+    End(grpc::Status::OK);
+    return;
+  }
+  service_->TouchSession(session_id_);
+  if (model_ == nullptr) {
+    if (grpc::Status opened = Open(); !opened.ok()) {
+      End(std::move(opened));
+      return;
+    }
+    Write();
+    return;
+  }
+  Handle();
+}
+
+void StepSession::OnWriteDone(bool ok) {
+  if (!ok) {
+    End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    return;
+  }
+  Read();
+}
+
+void StepSession::OnCancel() {
+  Terminate(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+}
+
+void StepSession::OnDone() {
+  if (session_id_ >= 0) service_->UnregisterSession(session_id_);
+  if (batcher_ != nullptr) {
+    batcher_->StreamClosed();
+    if (service_->metrics_ != nullptr) service_->metrics_->StreamClosed();
+  }
+  delete this;
+}
+
+grpc::Status StepSession::Open() {
+  if (!request_.has_open()) {
+    return Invalid("the first StepPredict message must be `open` (a model, or a snapshot)");
+  }
+  ModelRef ref = ModelRefFromProto(request_.open().model());
+  std::optional<StreamState> resumed;
+  if (!request_.open().resume_from().empty()) {
+    absl::StatusOr<StreamState> decoded =
+        DecodeSnapshot(request_.open().resume_from(), int64_t{1} << 26);
+    if (!decoded.ok()) return ToGrpcStatus(decoded.status());
+    resumed = *std::move(decoded);
+    ref = ModelRef{resumed->model_name, resumed->model_version, ""};
+  }
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded = service_->registry_->Load(ref);
+  if (!loaded.ok()) return ToGrpcStatus(loaded.status());
+  absl::StatusOr<std::shared_ptr<StepBatcher>> batcher = service_->BatcherFor(*loaded);
+  if (!batcher.ok()) return ToGrpcStatus(batcher.status());
+  state_.assign((*batcher)->state_size(), 0.0f);
+  if (resumed.has_value()) {
+    if (static_cast<int64_t>(resumed->state.size()) != (*batcher)->state_size()) {
+      return Invalid("resume_from holds a state of the wrong size for its model");
+    }
+    state_ = std::move(resumed->state);
+    steps_taken_ = resumed->steps_taken;
+  }
+  model_ = *std::move(loaded);
+  batcher_ = *std::move(batcher);
+  batcher_->StreamOpened();
+  if (service_->metrics_ != nullptr) service_->metrics_->StreamOpened();
+
+  const core::ModelSpec& spec = model_->model.spec;
+  input_.resize(spec.input_size);
+  output_.resize(spec.output_size);
+  response_.Clear();
+  auto* opened = response_.mutable_opened();
+  opened->set_model_name(model_->name);
+  opened->set_model_version(model_->version);
+  opened->set_input_size(spec.input_size);
+  opened->set_output_size(spec.output_size);
+  opened->set_steps_taken(steps_taken_);
+  return grpc::Status::OK;
+}
+
+void StepSession::Handle() {
+  const core::ModelSpec& spec = model_->model.spec;
+  const int64_t max_steps = service_->limits_.max_steps_per_message;
+  response_.Clear();
+  switch (request_.kind_case()) {
+    case v1::StepRequest::kStep: {
+      const v1::StepInput& step = request_.step();
+      if (step.steps() < 1 || step.steps() > max_steps) {
+        End(Invalid(absl::StrCat("step.steps is ", step.steps(), "; it must be in [1, ", max_steps,
+                                 "] (--max_steps_per_message)")));
+        return;
+      }
+      if (step.values_size() != step.steps() * spec.input_size) {
+        End(Invalid(absl::StrCat("step has ", step.values_size(), " values; ", step.steps(),
+                                 " steps of ", spec.input_size, " inputs need ",
+                                 step.steps() * spec.input_size)));
+        return;
+      }
+      for (int v = 0; v < step.values_size(); ++v) {
+        if (!std::isfinite(step.values(v))) {
+          End(Invalid(absl::StrCat("step value ", v, " is not finite")));
+          return;
+        }
+      }
+      v1::StepOutput* out = response_.mutable_output();
+      out->set_steps(step.steps());
+      out->mutable_values()->Reserve(static_cast<int>(step.steps() * spec.output_size));
+      {
+        std::lock_guard lock(mutex_);
+        if (finished_) return;
+        busy_ = true;
+      }
+      SubmitStep(0);
+      return;
+    }
+    case v1::StepRequest::kReset:
+      std::fill(state_.begin(), state_.end(), 0.0f);
+      steps_taken_ = 0;
+      response_.set_reset_done(true);
+      Write();
+      return;
+    case v1::StepRequest::kSnapshot:
+      response_.mutable_snapshot()->set_data(
+          EncodeSnapshot(StreamState{model_->name, model_->version, steps_taken_, state_}));
+      Write();
+      return;
+    case v1::StepRequest::kOpen:
+      End(Invalid("the session is already open; `open` is only valid as the first message"));
+      return;
+    default:
+      End(Invalid("an empty StepPredict message: send step, reset or snapshot"));
+      return;
+  }
+}
+
+void StepSession::SubmitStep(int64_t t) {
+  const int64_t in = model_->model.spec.input_size;
+  std::memcpy(input_.data(), request_.step().values().data() + t * in, sizeof(float) * in);
+  core::NormalizeInputs(model_->model.normalization, input_.data(), 1);
+  batcher_->StepAsync(input_.data(), state_.data(), output_.data(),
+                      [this, t](absl::Status status) { OnStepDone(t, std::move(status)); });
+}
+
+void StepSession::OnStepDone(int64_t t, absl::Status status) {
+  if (status.ok()) {
+    core::DenormalizeOutputs(model_->model.normalization, output_.data(), 1);
+    response_.mutable_output()->mutable_values()->Add(output_.begin(), output_.end());
+    ++steps_taken_;
+  }
+  const bool more = status.ok() && t + 1 < request_.step().steps();
+  {
+    std::lock_guard lock(mutex_);
+    if (!status.ok() || deferred_end_.has_value()) {
+      busy_ = false;
+      FinishLocked(deferred_end_.has_value() ? *deferred_end_ : ToGrpcStatus(status));
+      return;
+    }
+    if (!more) {
+      busy_ = false;
+      StartWriteLocked();
+      return;  // from here gRPC owns the session: it may be gone once the lock is released
+    }
+  }
+  SubmitStep(t + 1);  // still busy_, so nobody finishes the session meanwhile
+}
+
+void StepSession::StartReadLocked() {
+  if (!finished_) StartRead(&request_);
+}
+
+void StepSession::StartWriteLocked() {
+  if (!finished_) StartWrite(&response_);
+}
+
+void StepSession::FinishLocked(grpc::Status status) {
+  finished_ = true;
+  Finish(std::move(status));
+}
+
+void StepSession::Read() {
+  std::lock_guard lock(mutex_);
+  StartReadLocked();
+}
+
+void StepSession::Write() {
+  std::lock_guard lock(mutex_);
+  StartWriteLocked();
+}
+
+void StepSession::End(grpc::Status status) {
+  std::lock_guard lock(mutex_);
+  if (!finished_) FinishLocked(std::move(status));
+}
+
+}  // namespace recurrent::server
