@@ -262,7 +262,10 @@ class TrainingRun {
       const double weight = static_cast<double>(chunk.predictions);
       epoch_loss_sum_ += result_.loss * weight;
       epoch_loss_weight_ += weight;
-      sequences_this_run_ += c + 1 == chunks.chunks() ? static_cast<int64_t>(members.size()) : 0;
+      if (c + 1 == chunks.chunks()) {
+        sequences_this_run_ += static_cast<int64_t>(members.size());
+        ++batches_this_run_;
+      }
       carried = std::move(result_.final_state);
       have_state = true;
       last_loss_ = result_.loss;
@@ -327,7 +330,7 @@ class TrainingRun {
     // so a whole-run average would lag for a long time), or over the run until there are that
     // many.
     if (event == TrainingProgress::Event::kStep) {
-      pace_[pace_next_] = {now, step_, sequences_this_run_};
+      pace_[pace_next_] = {now, step_, sequences_this_run_, batches_this_run_};
       pace_next_ = (pace_next_ + 1) % kPaceWindow;
       pace_count_ = std::min(pace_count_ + 1, kPaceWindow);
     }
@@ -338,13 +341,20 @@ class TrainingRun {
       progress.sequences_per_second =
           static_cast<double>(sequences_this_run_ - oldest.sequences) / window_seconds;
     }
-    // ETA at that pace: batches left to max_epochs (or to the step budget).
+    // ETA at that pace: batches left to max_epochs, or optimizer steps left to the step budget,
+    // whichever ends first. The two differ under truncated BPTT (a step per chunk of a batch).
     const int64_t window_steps = step_ - oldest.step;
-    if (window_steps > 0 && batches_in_epoch_ > 0) {
-      const double seconds_per_step = window_seconds / static_cast<double>(window_steps);
-      int64_t steps_left = (options_.max_epochs - epoch_) * batches_in_epoch_ - batch_in_epoch_;
-      if (options_.max_steps > 0) steps_left = std::min(steps_left, options_.max_steps - step_);
-      progress.eta_seconds = std::max<int64_t>(0, steps_left) * seconds_per_step;
+    const int64_t window_batches = batches_this_run_ - oldest.batches;
+    if (window_batches > 0 && batches_in_epoch_ > 0) {
+      const int64_t batches_left =
+          (options_.max_epochs - epoch_) * batches_in_epoch_ - batch_in_epoch_;
+      progress.eta_seconds =
+          std::max<int64_t>(0, batches_left) * window_seconds / static_cast<double>(window_batches);
+      if (options_.max_steps > 0 && window_steps > 0) {
+        const double budget_eta = std::max<int64_t>(0, options_.max_steps - step_) *
+                                  window_seconds / static_cast<double>(window_steps);
+        progress.eta_seconds = std::min(progress.eta_seconds, budget_eta);
+      }
     }
     hooks_.on_progress(progress);
   }
@@ -495,10 +505,12 @@ class TrainingRun {
   double elapsed_before_ = 0.0;
   double last_loss_ = 0.0;
   int64_t sequences_this_run_ = 0;
+  int64_t batches_this_run_ = 0;
   struct PaceSample {
     Clock::time_point time;
     int64_t step = 0;
     int64_t sequences = 0;
+    int64_t batches = 0;
   };
   static constexpr int kPaceWindow = 64;
   std::array<PaceSample, kPaceWindow> pace_{};

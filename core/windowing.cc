@@ -30,6 +30,10 @@ absl::StatusOr<Dataset> Window(absl::Span<const float> values, int64_t rows,
                                                    " is more than max_sequence_length ",
                                                    limits.max_sequence_length));
   }
+  if (options.per_step_targets && options.all_horizon_steps) {
+    return absl::InvalidArgumentError(
+        "windowing: per_step_targets and all_horizon_steps exclude each other");
+  }
   if (options.feature_columns.empty()) {
     return absl::InvalidArgumentError("windowing: no feature columns given");
   }
@@ -70,7 +74,8 @@ absl::StatusOr<Dataset> Window(absl::Span<const float> values, int64_t rows,
                                                    " is more than max_features ",
                                                    limits.max_features));
   }
-  const int64_t values_per_example = options.window * num_features + target_size;
+  const int64_t values_per_example =
+      options.window * num_features + (options.per_step_targets ? options.window : 1) * target_size;
   if (values_per_example > limits.max_total_values / count) {
     return absl::InvalidArgumentError(
         absl::StrCat("windowing: ", count, " examples of ", values_per_example,
@@ -95,7 +100,8 @@ absl::StatusOr<Dataset> Window(absl::Span<const float> values, int64_t rows,
   }
 
   Dataset dataset;
-  dataset.kind = TargetKind::kSequenceValues;
+  dataset.kind =
+      options.per_step_targets ? TargetKind::kPerStepValues : TargetKind::kSequenceValues;
   dataset.input_size = num_features;
   dataset.target_size = target_size;
   dataset.input_names = options.feature_columns;
@@ -117,6 +123,15 @@ absl::StatusOr<Dataset> Window(absl::Span<const float> values, int64_t rows,
     sequence.inputs.reserve(static_cast<size_t>(options.window * num_features));
     for (int64_t row = start; row <= last; ++row) {
       for (const int64_t column : features) sequence.inputs.push_back(values[row * width + column]);
+    }
+    if (options.per_step_targets) {
+      sequence.targets.reserve(static_cast<size_t>(options.window * target_size));
+      for (int64_t row = start; row <= last; ++row) {
+        for (const int64_t column : targets) {
+          sequence.targets.push_back(values[(row + options.horizon) * width + column]);
+        }
+      }
+      continue;
     }
     sequence.targets.reserve(static_cast<size_t>(target_size));
     const int64_t first_target_row = options.all_horizon_steps ? last + 1 : last + options.horizon;

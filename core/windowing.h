@@ -9,8 +9,11 @@
 //              all_horizon_steps = true:  rows t + 1 ... t + H,     [H, G]   (target_size H * G)
 //                                         step-major: all G targets of t + 1, then of t + 2, ...
 //
+// or, with per_step_targets, a target on every input row r of the window: row r + H   [window, G]
+//
 // where F = feature_columns.size() and G = target_columns.size(). The result is a
-// TargetKind::kSequenceValues data set (head kLastStep, MSE) of
+// TargetKind::kSequenceValues data set (head kLastStep, MSE; kPerStepValues and a per-step head
+// with per_step_targets, which suits models that then run over a continuous stream) of
 //   N = (R - window - horizon) / stride + 1   examples (integer division; the tail rows that do
 //                                             not fill one more stride are unused).
 // A column may be both a feature and a target (autoregressive forecasting).
@@ -45,6 +48,7 @@ struct WindowOptions {
   int64_t horizon = 1;             // how many steps after the window's last row the target lies
   int64_t stride = 1;              // rows between the starts of consecutive examples
   bool all_horizon_steps = false;  // target every step 1..horizon, not only the last
+  bool per_step_targets = false;   // a target for every input row (not with all_horizon_steps)
 };
 
 absl::StatusOr<Dataset> MakeWindowedDataset(const CsvTable& table, const WindowOptions& options,

@@ -12,6 +12,8 @@ packages=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
   # grpc.health.v1 (health.proto) for the tests that check the health service
   grpc-proto
+  # Python example client (client/python) and its test (pulls in python3-protobuf)
+  python3-grpcio
 )
 # PyTorch (with OpenBLAS, so comparisons are fair) for the fixture generator and benchmarks only:
 # never a runtime or test dependency.

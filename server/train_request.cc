@@ -78,6 +78,7 @@ absl::StatusOr<core::WindowOptions> WindowFromProto(const v1::WindowSpec& proto,
   window.horizon = proto.horizon() == 0 ? 1 : proto.horizon();
   window.stride = proto.stride() == 0 ? 1 : proto.stride();
   window.all_horizon_steps = proto.all_horizon_steps();
+  window.per_step_targets = proto.per_step_targets();
   if (window.window < 1) return Bad(absl::StrCat(field, ".window"), window.window, ">= 1");
   return window;
 }
@@ -114,6 +115,7 @@ absl::StatusOr<core::TrainerOptions> TrainerOptionsFromProto(const v1::TrainingO
   options.dropout = proto.dropout();
   options.tbptt_steps = proto.tbptt_steps();
   if (proto.has_forget_gate_bias()) options.forget_gate_bias = proto.forget_gate_bias();
+  options.chrono_max_steps = proto.chrono_max_steps();
   options.validation_split = proto.validation_split();
   options.early_stopping.enabled = proto.early_stopping();
   if (proto.early_stopping_patience() != 0) {
@@ -212,6 +214,26 @@ absl::StatusOr<core::Dataset> DatasetFromSource(const v1::DataSource& source,
       return absl::InvalidArgumentError(
           "data is empty: give a dataset_id, inline sequences or a generator");
   }
+}
+
+void CompleteSpecFromData(const core::Dataset& data, v1::ModelSpec* spec) {
+  if (spec->input_size() == 0) spec->set_input_size(data.input_size);
+  if (spec->output_size() == 0) spec->set_output_size(data.target_size);
+  if (spec->head() == v1::HEAD_MODE_UNSPECIFIED) {
+    spec->set_head(data.per_step() ? v1::HEAD_MODE_PER_STEP : v1::HEAD_MODE_LAST_STEP);
+  }
+  if (spec->loss() == v1::LOSS_TYPE_UNSPECIFIED) {
+    spec->set_loss(data.has_labels() ? v1::LOSS_TYPE_CROSS_ENTROPY : v1::LOSS_TYPE_MSE);
+  }
+}
+
+v1::ModelSpec SpecWithPlaceholders(const v1::ModelSpec& spec) {
+  core::Dataset placeholder;
+  placeholder.input_size = 1;
+  placeholder.target_size = 2;  // valid for both losses
+  v1::ModelSpec completed = spec;
+  CompleteSpecFromData(placeholder, &completed);
+  return completed;
 }
 
 }  // namespace recurrent::server

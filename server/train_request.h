@@ -36,6 +36,16 @@ absl::StatusOr<core::TrainerOptions> TrainerOptionsFromProto(const v1::TrainingO
 absl::StatusOr<core::Dataset> DatasetFromSource(const v1::DataSource& source,
                                                 const TrainLimits& limits);
 
+// Fills what a spec leaves open from the data it trains on: input_size 0 -> the data's inputs,
+// output_size 0 -> its targets (or classes), an unspecified head -> per-step or last-step as the
+// targets are, an unspecified loss -> cross-entropy for labels, MSE for values. So a client can
+// name only the cell and its size.
+void CompleteSpecFromData(const core::Dataset& data, v1::ModelSpec* spec);
+
+// The spec as it will be validated at submit time, before the data is known: CompleteSpecFromData
+// with placeholders, so that every other field is still checked at once.
+v1::ModelSpec SpecWithPlaceholders(const v1::ModelSpec& spec);
+
 }  // namespace recurrent::server
 
 #endif  // RECURRENT_SERVER_TRAIN_REQUEST_H_

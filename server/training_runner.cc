@@ -59,15 +59,19 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
       }
     }
   }
-  // The starting point: a registered version (fine-tuning) or the request's spec.
+  ASSIGN_OR_RETURN(const core::Dataset data, ResolveData(request.data(), datasets, options.limits));
+  // The starting point: a registered version (fine-tuning) or the request's spec, completed from
+  // the data where it leaves sizes, head or loss open.
   std::shared_ptr<const LoadedModel> start;
   core::ModelSpec spec;
   if (request.has_start_from()) {
     ASSIGN_OR_RETURN(start, registry.Load(ModelRefFromProto(request.start_from())));
     spec = start->model.spec;
   } else {
+    v1::ModelSpec completed = request.spec();
+    CompleteSpecFromData(data, &completed);
     absl::StatusOr<core::ModelSpec> parsed =
-        core::ModelSpecFromProto(request.spec(), options.limits.spec);
+        core::ModelSpecFromProto(completed, options.limits.spec);
     if (!parsed.ok())
       return absl::InvalidArgumentError(absl::StrCat("spec: ", parsed.status().message()));
     spec = *parsed;
@@ -75,7 +79,6 @@ absl::StatusOr<JobOutcome> Run(const TrainingRunnerOptions& options, ModelRegist
   ASSIGN_OR_RETURN(core::TrainerOptions trainer_options,
                    TrainerOptionsFromProto(request.options(), options.limits));
   trainer_options.network.num_threads = options.threads;
-  ASSIGN_OR_RETURN(const core::Dataset data, ResolveData(request.data(), datasets, options.limits));
   std::optional<core::Dataset> validation;
   if (request.has_validation()) {
     ASSIGN_OR_RETURN(validation, ResolveData(request.validation(), datasets, options.limits));

@@ -23,7 +23,8 @@ grpc::Status TrainingServiceImpl::Train(grpc::ServerContext*, const v1::TrainReq
     return Invalid(absl::StrCat("model_name: ", status.message()));
   }
   if (!request->has_start_from()) {
-    absl::StatusOr<core::ModelSpec> spec = core::ModelSpecFromProto(request->spec(), limits_.spec);
+    absl::StatusOr<core::ModelSpec> spec =
+        core::ModelSpecFromProto(SpecWithPlaceholders(request->spec()), limits_.spec);
     if (!spec.ok()) return Invalid(absl::StrCat("spec: ", spec.status().message()));
   }
   if (absl::StatusOr<core::TrainerOptions> options =
@@ -149,6 +150,7 @@ grpc::Status TrainingServiceImpl::UploadDataset(
     window.horizon = format.window().horizon() == 0 ? 1 : format.window().horizon();
     window.stride = format.window().stride() == 0 ? 1 : format.window().stride();
     window.all_horizon_steps = format.window().all_horizon_steps();
+    window.per_step_targets = format.window().per_step_targets();
     window.feature_columns.assign(format.feature_columns().begin(), format.feature_columns().end());
     window.target_columns.assign(format.target_columns().begin(), format.target_columns().end());
     data = core::MakeWindowedDataset(*table, window, limits_.data);

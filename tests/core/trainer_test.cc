@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -454,6 +455,34 @@ TEST(TrainerTest, ReportsProgressEveryStepAndEveryEpoch) {
   }
   EXPECT_EQ(outcome->model.training.loss_history_size(), 3);
   EXPECT_EQ(outcome->model.training.dataset_fingerprint(), DatasetFingerprint(data));
+}
+
+TEST(TrainerTest, EtaCountsBatchesNotTruncatedBpttSteps) {
+  // 64 sequences of 40 steps in 8 batches; truncated BPTT over 5-step chunks makes 8 optimizer
+  // steps per batch. The ETA given after the first of 4 epochs is compared with the time the
+  // other three really took: an ETA that counted optimizer steps as batches would be ~1/8 of it.
+  const Dataset data = RunningSumDataset(64, 40, 21, /*variable_lengths=*/false);
+  const ModelSpec spec = SpecFor(data, CellType::kLstm, 16);
+  TrainerOptions options = BaseOptions();
+  options.max_epochs = 4;
+  options.tbptt_steps = 5;
+  std::optional<TrainingProgress> first_epoch;
+  std::chrono::steady_clock::time_point first_epoch_end;
+  TrainerHooks hooks;
+  hooks.on_progress = [&](const TrainingProgress& progress) {
+    if (progress.event == TrainingProgress::Event::kEpochEnd && !first_epoch.has_value()) {
+      first_epoch = progress;
+      first_epoch_end = std::chrono::steady_clock::now();
+    }
+  };
+  ASSERT_TRUE(Train(spec, data, nullptr, options, hooks).ok());
+  const double remaining =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - first_epoch_end).count();
+  ASSERT_TRUE(first_epoch.has_value());
+  EXPECT_EQ(first_epoch->step, 64);
+  const double ratio = first_epoch->eta_seconds / remaining;
+  EXPECT_GT(ratio, 0.35) << "eta " << first_epoch->eta_seconds << " s, took " << remaining << " s";
+  EXPECT_LT(ratio, 3.0) << "eta " << first_epoch->eta_seconds << " s, took " << remaining << " s";
 }
 
 TEST(TrainerTest, ForgetGateBiasIsSetOnEveryLayerAndDirection) {

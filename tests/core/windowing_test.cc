@@ -74,6 +74,30 @@ TEST(WindowingTest, AllHorizonStepsAreStepMajor) {
   EXPECT_EQ(dataset->sequences[1].targets, (std::vector<float>{300, 30, 400, 40}));
 }
 
+TEST(WindowingTest, PerStepTargetsGiveEveryRowTheValueHorizonRowsLater) {
+  WindowOptions options;
+  options.feature_columns = {"t"};
+  options.target_columns = {"a", "b"};
+  options.window = 3;
+  options.horizon = 2;
+  options.stride = 2;
+  options.per_step_targets = true;
+  // 8 rows: (8 - 3 - 2) / 2 + 1 = 2 examples, starting at rows 0 and 2.
+  const absl::StatusOr<Dataset> dataset = MakeWindowedDataset(Ramp(8), options);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  EXPECT_EQ(dataset->kind, TargetKind::kPerStepValues);
+  EXPECT_EQ(dataset->target_size, 2);
+  ASSERT_EQ(dataset->sequences.size(), 2u);
+  EXPECT_EQ(dataset->sequences[1].inputs, (std::vector<float>{2, 3, 4}));
+  // Rows 2, 3, 4 get (a, b) of rows 4, 5, 6.
+  EXPECT_EQ(dataset->sequences[1].targets, (std::vector<float>{40, 400, 50, 500, 60, 600}));
+  EXPECT_TRUE(ValidateDataset(*dataset).ok());
+
+  options.all_horizon_steps = true;
+  ExpectError(MakeWindowedDataset(Ramp(8), options), absl::StatusCode::kInvalidArgument,
+              "exclude each other");
+}
+
 TEST(WindowingTest, AColumnCanBeBothFeatureAndTarget) {
   WindowOptions options;
   options.feature_columns = {"a"};

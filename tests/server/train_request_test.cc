@@ -32,6 +32,7 @@ TEST(TrainerOptionsFromProtoTest, CopiesEveryField) {
   proto.set_dropout(0.2);
   proto.set_tbptt_steps(25);
   proto.set_forget_gate_bias(1.0);
+  proto.set_chrono_max_steps(40);
   proto.set_validation_split(0.1);
   proto.set_early_stopping(true);
   proto.set_early_stopping_patience(4);
@@ -47,6 +48,7 @@ TEST(TrainerOptionsFromProtoTest, CopiesEveryField) {
   EXPECT_EQ(options->schedule.t_max, 7);
   EXPECT_EQ(options->tbptt_steps, 25);
   EXPECT_EQ(options->forget_gate_bias, 1.0);
+  EXPECT_EQ(options->chrono_max_steps, 40);
   EXPECT_TRUE(options->early_stopping.enabled);
   EXPECT_EQ(options->early_stopping.patience, 4);
   EXPECT_TRUE(options->normalize_inputs);
@@ -116,6 +118,40 @@ TEST(DatasetFromSourceTest, RejectsEmptyAndOversizedSources) {
   auto result = DatasetFromSource(huge, TrainLimits());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("adding_problem.sequences"), absl::string_view::npos);
+}
+
+TEST(CompleteSpecFromDataTest, FillsSizesHeadAndLossThatTheSpecLeavesOpen) {
+  v1::DataSource copying;
+  copying.mutable_generator()->mutable_copying_memory()->set_sequences(4);
+  copying.mutable_generator()->mutable_copying_memory()->set_delay(5);
+  auto labels = DatasetFromSource(copying, TrainLimits());
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  v1::ModelSpec spec;
+  spec.set_cell(v1::CELL_TYPE_LSTM);
+  spec.set_hidden_size(8);
+  CompleteSpecFromData(*labels, &spec);
+  EXPECT_EQ(spec.input_size(), 10);
+  EXPECT_EQ(spec.output_size(), 9);
+  EXPECT_EQ(spec.head(), v1::HEAD_MODE_PER_STEP);
+  EXPECT_EQ(spec.loss(), v1::LOSS_TYPE_CROSS_ENTROPY);
+
+  v1::DataSource adding;
+  adding.mutable_generator()->mutable_adding_problem()->set_sequences(4);
+  adding.mutable_generator()->mutable_adding_problem()->set_length(6);
+  auto values = DatasetFromSource(adding, TrainLimits());
+  ASSERT_TRUE(values.ok()) << values.status();
+  v1::ModelSpec given;
+  given.set_input_size(2);
+  given.set_output_size(1);
+  given.set_head(v1::HEAD_MODE_PER_STEP);  // what the client set stays
+  CompleteSpecFromData(*values, &given);
+  EXPECT_EQ(given.head(), v1::HEAD_MODE_PER_STEP);
+  EXPECT_EQ(given.loss(), v1::LOSS_TYPE_MSE);
+  v1::ModelSpec open;
+  CompleteSpecFromData(*values, &open);
+  EXPECT_EQ(open.input_size(), 2);
+  EXPECT_EQ(open.output_size(), 1);
+  EXPECT_EQ(open.head(), v1::HEAD_MODE_LAST_STEP);
 }
 
 }  // namespace

@@ -1,0 +1,151 @@
+#include "client/session.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace recurrent::client {
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Session> Session::FromArgs(const ParsedArgs& args) {
+  Session session;
+  const char* env = std::getenv("RECURRENT_SERVER");
+  session.server_ = args.Get("server", env != nullptr && *env != '\0' ? env : "localhost:50051");
+  session.json_ = args.Has("json");
+  absl::StatusOr<double> timeout = args.GetDouble("timeout", 30.0);
+  if (!timeout.ok()) return timeout.status();
+  if (*timeout <= 0) return absl::InvalidArgumentError("--timeout must be > 0 seconds");
+  session.timeout_ = absl::Seconds(*timeout);
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  channel_args.SetMaxSendMessageSize(64 << 20);
+  session.channel_ =
+      grpc::CreateCustomChannel(session.server_, grpc::InsecureChannelCredentials(), channel_args);
+  session.training_ = v1::TrainingService::NewStub(session.channel_);
+  session.inference_ = v1::InferenceService::NewStub(session.channel_);
+  session.models_ = v1::ModelService::NewStub(session.channel_);
+  return session;
+}
+
+std::unique_ptr<grpc::ClientContext> Session::Context(bool streaming) const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (!streaming) context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  return context;
+}
+
+int Session::Fail(const grpc::Status& status) const {
+  std::string line =
+      absl::StrCat("recurrent: ", CodeName(status.error_code()), ": ", status.error_message());
+  int code = kExitFailed;
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    absl::StrAppend(&line, "\n  (is recurrentd running at ", server_,
+                    "? Set --server or RECURRENT_SERVER)");
+    code = kExitUnavailable;
+  } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    absl::StrAppend(&line, "\n  (no answer within --timeout; raise it for big requests)");
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return code;
+}
+
+void Session::PrintJson(const google::protobuf::Message& message) const {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  std::fprintf(stdout, "%s\n", out.c_str());
+  std::fflush(stdout);
+}
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "recurrent: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+absl::StatusOr<v1::ModelRef> ParseModelRef(const std::string& text) {
+  v1::ModelRef ref;
+  const size_t at = text.find('@');
+  const size_t colon = text.find(':');
+  if (at != std::string::npos) {
+    ref.set_name(text.substr(0, at));
+    ref.set_alias(text.substr(at + 1));
+    if (ref.alias().empty()) return absl::InvalidArgumentError("an empty alias after '@'");
+  } else if (colon != std::string::npos) {
+    ref.set_name(text.substr(0, colon));
+    int64_t version = 0;
+    if (!absl::SimpleAtoi(text.substr(colon + 1), &version) || version < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", text, "\": a version after ':' is a number >= 1 (name:3), or use name@alias"));
+    }
+    ref.set_version(version);
+  } else {
+    ref.set_name(text);
+  }
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" names no model; write name, name:VERSION or name@ALIAS"));
+  }
+  return ref;
+}
+
+std::string ModelRefString(const v1::ModelRef& ref) {
+  switch (ref.selector_case()) {
+    case v1::ModelRef::kVersion:
+      return absl::StrCat(ref.name(), ":", ref.version());
+    case v1::ModelRef::kAlias:
+      return absl::StrCat(ref.name(), "@", ref.alias());
+    default:
+      return ref.name();
+  }
+}
+
+}  // namespace recurrent::client
