@@ -5,14 +5,15 @@
 # step, prints how close the forecasts are (RMSE and a plot), and stops the server cleanly.
 #
 # Environment: RECURRENT_PORT (default 50051), RECURRENT_DATA_DIR (default ./recurrent-data),
-# RECURRENT_EPOCHS (default 40).
+# RECURRENT_EPOCHS (default 40), RECURRENT_BIN_DIR (default build/bin), RECURRENT_WORK_DIR (the
+# held-out data, forecasts and server log; default build/main-job).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${RECURRENT_BIN_DIR:-build/bin}
 port=${RECURRENT_PORT:-50051}
 data_dir=${RECURRENT_DATA_DIR:-recurrent-data}
 epochs=${RECURRENT_EPOCHS:-40}
-work=build/main-job
+work=${RECURRENT_WORK_DIR:-build/main-job}
 export RECURRENT_SERVER=localhost:$port
 series=6000  # training samples; the held-out data continues the series after them
 mkdir -p "$work"
