@@ -44,6 +44,14 @@ int RunMackeyGlass(const Session&, const ParsedArgs& args) {
   // The same series as the server's generator: samples [from, from + length) of it.
   absl::StatusOr<std::vector<float>> series = core::MackeyGlassSeries(*from + *length, options);
   if (!series.ok()) return UsageError(std::string(series.status().message()));
+  if (args.Has("json")) {  // {"x": [...]}
+    std::printf("{\"x\":[");
+    for (int64_t i = *from; i < *from + *length; ++i) {
+      std::printf("%s%.7g", i == *from ? "" : ",", (*series)[i]);
+    }
+    std::printf("]}\n");
+    return 0;
+  }
   std::printf("x\n");
   for (int64_t i = *from; i < *from + *length; ++i) std::printf("%.7g\n", (*series)[i]);
   return 0;

@@ -86,11 +86,11 @@ int Session::Fail(const grpc::Status& status) const {
       absl::StrCat("recurrent: ", CodeName(status.error_code()), ": ", status.error_message());
   int code = kExitFailed;
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    absl::StrAppend(&line, "\n  (is recurrentd running at ", server_,
+    absl::StrAppend(&line, " (is recurrentd running at ", server_,
                     "? Set --server or RECURRENT_SERVER)");
     code = kExitUnavailable;
   } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    absl::StrAppend(&line, "\n  (no answer within --timeout; raise it for big requests)");
+    absl::StrAppend(&line, " (no answer within --timeout; raise it for big requests)");
   }
   std::fprintf(stderr, "%s\n", line.c_str());
   return code;
