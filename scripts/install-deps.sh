@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package the project needs to build, test and benchmark.
+# Installs every Debian 12 package the project needs to build, test and benchmark
+# (`--build-only`: only what building the binaries needs, for the Docker image).
 # Idempotent: apt-get skips what is already installed. Must run as root (or with sudo present).
 set -euo pipefail
 
-packages=(
+# What building recurrentd and recurrent needs (the Dockerfile's build stage installs exactly this
+# list, with `--build-only`).
+build_packages=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build pkg-config
   # libraries
   libdnnl-dev ocl-icd-opencl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
-  # grpc.health.v1 (health.proto) for the tests that check the health service
+  # grpc.health.v1 (health.proto) for the CLI's `health` and the tests
   grpc-proto
+)
+# What a developer's machine and CI need beside it.
+dev_packages=(
+  ccache
   # Python example client (client/python) and its test (pulls in python3-protobuf)
   python3-grpcio
+  # deployment checks (tests/deploy): promtool and a real Prometheus, yamllint, YAML in Python
+  prometheus yamllint python3-yaml
 )
+packages=("${build_packages[@]}")
+if [[ "${1:-}" != "--build-only" ]]; then packages+=("${dev_packages[@]}"); fi
 # PyTorch (with OpenBLAS, so comparisons are fair) for the fixture generator and benchmarks only:
 # never a runtime or test dependency.
 if [[ "${RECURRENT_WITH_TORCH:-0}" == 1 ]]; then

@@ -111,6 +111,7 @@ class JobManager {
   // Jobs in each state, for metrics: index = JobState value.
   std::vector<int64_t> CountByState() const;
   int64_t queue_depth() const;
+  int64_t queue_capacity() const { return options_.max_queued; }
   // Job files that could not be read (path and reason).
   std::vector<std::string> problems() const;
 

@@ -32,6 +32,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/model_service.h"
+#include "server/role_gate.h"
 #include "server/training_runner.h"
 #include "server/training_service.h"
 
@@ -72,11 +73,23 @@ ABSL_FLAG(double, drain_seconds, 0,
           "first (e.g. 5 behind a Service).");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM, how long in-flight calls may run before they are cancelled.");
+ABSL_FLAG(std::string, role, "all",
+          "What this replica does: all; serving (inference and models, no training: scale these "
+          "out); training (training and models, no inference). Replicas share --data_dir's "
+          "model registry; requests for a role a replica lacks get FAILED_PRECONDITION.");
 
 namespace recurrent::server {
 namespace {
 
 int Serve() {
+  const std::string role = absl::GetFlag(FLAGS_role);
+  if (role != "all" && role != "serving" && role != "training") {
+    std::fprintf(stderr, "recurrentd: --role=%s; it must be all, serving or training\n",
+                 role.c_str());
+    return 1;
+  }
+  const bool trains = role != "serving";
+  const bool serves = role != "training";
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   std::error_code error;
   std::filesystem::create_directories(data_dir, error);
@@ -109,14 +122,19 @@ int Serve() {
     std::fprintf(stderr, "recurrentd: %s\n", datasets.status().ToString().c_str());
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<JobManager>> jobs =
-      JobManager::Open(job_options, MakeTrainingRunner(runner, registry->get(), datasets->get()));
-  if (!jobs.ok()) {
-    std::fprintf(stderr, "recurrentd: %s\n", jobs.status().ToString().c_str());
-    return 1;
-  }
-  for (const std::string& problem : (*jobs)->problems()) {
-    std::fprintf(stderr, "recurrentd: skipped %s\n", problem.c_str());
+  // A serving replica runs no job queue: the jobs directory belongs to the training replicas.
+  std::unique_ptr<JobManager> jobs;
+  if (trains) {
+    absl::StatusOr<std::unique_ptr<JobManager>> opened =
+        JobManager::Open(job_options, MakeTrainingRunner(runner, registry->get(), datasets->get()));
+    if (!opened.ok()) {
+      std::fprintf(stderr, "recurrentd: %s\n", opened.status().ToString().c_str());
+      return 1;
+    }
+    jobs = *std::move(opened);
+    for (const std::string& problem : jobs->problems()) {
+      std::fprintf(stderr, "recurrentd: skipped %s\n", problem.c_str());
+    }
   }
 
   InferenceLimits inference_limits;
@@ -134,7 +152,7 @@ int Serve() {
     metrics.RecordStep(seconds, batch);
   };
   std::unique_ptr<prometheus::Exposer> exposer;
-  const auto state = std::make_shared<StateCollector>(jobs->get(), registry->get());
+  const auto state = std::make_shared<StateCollector>(jobs.get(), registry->get());
   if (absl::GetFlag(FLAGS_metrics_port) != 0) {
     const std::string metrics_address =
         absl::StrCat(absl::GetFlag(FLAGS_metrics_address), ":", absl::GetFlag(FLAGS_metrics_port));
@@ -149,9 +167,21 @@ int Serve() {
     exposer->RegisterCollectable(state);
     std::fprintf(stderr, "recurrentd: metrics on http://%s/metrics\n", metrics_address.c_str());
   }
-  TrainingServiceImpl training_service(jobs->get(), train_limits, datasets->get(),
-                                       absl::GetFlag(FLAGS_max_upload_bytes));
-  InferenceServiceImpl inference_service(registry->get(), inference_limits, &metrics);
+  std::unique_ptr<v1::TrainingService::Service> training_service;
+  if (trains) {
+    training_service = std::make_unique<TrainingServiceImpl>(
+        jobs.get(), train_limits, datasets->get(), absl::GetFlag(FLAGS_max_upload_bytes));
+  } else {
+    training_service = std::make_unique<RefusedTrainingService>();
+  }
+  std::unique_ptr<InferenceServiceImpl> inference_service;
+  std::unique_ptr<RefusedInferenceService> refused_inference;
+  if (serves) {
+    inference_service =
+        std::make_unique<InferenceServiceImpl>(registry->get(), inference_limits, &metrics);
+  } else {
+    refused_inference = std::make_unique<RefusedInferenceService>();
+  }
   ModelServiceImpl model_service(registry->get(),
                                  ModelServiceOptions{absl::GetFlag(FLAGS_max_import_bytes)});
 
@@ -172,16 +202,21 @@ int Serve() {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(&metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.RegisterService(&training_service);
-  builder.RegisterService(&inference_service);
+  builder.RegisterService(training_service.get());
+  if (serves) {
+    builder.RegisterService(inference_service.get());
+  } else {
+    builder.RegisterService(refused_inference.get());
+  }
   builder.RegisterService(&model_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     std::fprintf(stderr, "recurrentd: cannot listen on %s\n", address.c_str());
     return 1;
   }
-  std::fprintf(stderr, "recurrentd: listening on %s:%d, data in %s\n",
-               absl::GetFlag(FLAGS_listen_address).c_str(), bound_port, data_dir.c_str());
+  std::fprintf(stderr, "recurrentd: listening on %s:%d, data in %s, role %s\n",
+               absl::GetFlag(FLAGS_listen_address).c_str(), bound_port, data_dir.c_str(),
+               role.c_str());
 
   // SIGTERM / SIGINT arrive here (blocked in every other thread, see main()).
   std::thread signals([&] {
@@ -195,7 +230,7 @@ int Serve() {
                  signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
     server->GetHealthCheckService()->SetServingStatus(false);
     absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
-    (*jobs)->Shutdown();  // running jobs checkpoint and stay queued for the next start
+    if (jobs != nullptr) jobs->Shutdown();  // running jobs checkpoint and stay queued
     // Shutdown refuses new calls at once and waits for in-flight ones (and idle client
     // connections) until its deadline, then cancels what is left. Streams still open shortly
     // before the deadline end with UNAVAILABLE (DrainStreams) rather than that cancellation.
@@ -203,7 +238,9 @@ int Serve() {
     std::thread shutdown([&] {
       server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
     });
-    inference_service.DrainStreams(grace - std::min(absl::Milliseconds(500), grace / 4));
+    if (inference_service != nullptr) {
+      inference_service->DrainStreams(grace - std::min(absl::Milliseconds(500), grace / 4));
+    }
     shutdown.join();
   });
   server->Wait();

@@ -166,10 +166,13 @@ void ServerMetrics::RecordStep(double seconds, int64_t batch) {
   step_batch_->Observe(static_cast<double>(batch));
 }
 
-std::vector<MetricFamily> StateCollector::Collect() const {
-  std::vector<MetricFamily> families;
+void StateCollector::CollectJobs(std::vector<MetricFamily>* out) const {
+  std::vector<MetricFamily>& families = *out;
   families.push_back(Single("recurrent_job_queue_depth", "Training jobs waiting in the queue.",
                             MetricType::Gauge, static_cast<double>(jobs_->queue_depth())));
+  families.push_back(Single("recurrent_job_queue_capacity",
+                            "Queued jobs the server accepts (--max_queued_jobs).",
+                            MetricType::Gauge, static_cast<double>(jobs_->queue_capacity())));
   MetricFamily by_state =
       Family("recurrent_jobs", "Training jobs known to this server, by state.", MetricType::Gauge);
   const std::vector<int64_t> counts = jobs_->CountByState();
@@ -193,6 +196,11 @@ std::vector<MetricFamily> StateCollector::Collect() const {
   }
   families.push_back(std::move(loss));
   families.push_back(std::move(speed));
+}
+
+std::vector<MetricFamily> StateCollector::Collect() const {
+  std::vector<MetricFamily> families;
+  if (jobs_ != nullptr) CollectJobs(&families);
   const CacheStats cache = registry_->stats();
   families.push_back(Single("recurrent_model_cache_bytes", "Parameter bytes of cached models.",
                             MetricType::Gauge, static_cast<double>(cache.cached_bytes)));

@@ -9,7 +9,8 @@
 //   recurrent_step_batch_size                     histogram of streams per engine Step call
 //   recurrent_active_streams                      gauge, open StepPredict sessions
 //   recurrent_stream_evictions_total{reason}      counter: idle (TTL) sessions cancelled
-//   recurrent_job_queue_depth, recurrent_jobs{state}
+//   recurrent_job_queue_depth, recurrent_job_queue_capacity, recurrent_jobs{state}  (not with
+//   --role=serving, which runs no job queue)
 //   recurrent_running_job_loss{job_id}, recurrent_running_job_sequences_per_second{job_id}
 //   recurrent_model_cache_bytes, recurrent_model_cache_models, recurrent_model_loads_total,
 //   recurrent_model_cache_hits_total, recurrent_model_cache_misses_total,
@@ -62,7 +63,8 @@ class ServerMetrics {
   prometheus::Counter* idle_evictions_;
 };
 
-// Reads the job manager, the registry and the process at every scrape.
+// Reads the job manager, the registry and the process at every scrape. `jobs` is null on a
+// replica that does not train (--role=serving): the job metrics are then left out.
 class StateCollector : public prometheus::Collectable {
  public:
   StateCollector(const JobManager* jobs, ModelRegistry* registry)
@@ -70,6 +72,8 @@ class StateCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  void CollectJobs(std::vector<prometheus::MetricFamily>* families) const;
+
   const JobManager* const jobs_;
   ModelRegistry* const registry_;
 };

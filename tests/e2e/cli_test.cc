@@ -315,5 +315,41 @@ TEST_F(CliTest, UploadACsvSeriesTrainOnItAndScoreAStream) {
   EXPECT_NE(bad_csv.err.find("y"), std::string::npos) << bad_csv.err;
 }
 
+TEST_F(CliTest, ServingAndTrainingReplicasShareTheRegistry) {
+  // Two replicas on one data directory, as Kubernetes runs them on a shared volume.
+  const int trainer_port = FreePort(), serving_port = FreePort();
+  Server trainer(dir_ + "/data", trainer_port, FreePort(), {"--role=training"});
+  Server serving(dir_ + "/data", serving_port, FreePort(), {"--role=serving"});
+  ASSERT_TRUE(trainer.Ready());
+  ASSERT_TRUE(serving.Ready());
+  port_ = serving_port;
+  const Result refused_train = Run({"train", "--name", "adder", "--generator", "adding"});
+  EXPECT_EQ(refused_train.code, 1);
+  EXPECT_NE(refused_train.err.find("FAILED_PRECONDITION"), std::string::npos);
+  EXPECT_NE(refused_train.err.find("--role=serving"), std::string::npos) << refused_train.err;
+
+  port_ = trainer_port;
+  TrainAdder("adder");
+  const Result refused_predict = Run({"predict", "--model", "adder"}, "0.1,0\n0.5,1\n");
+  EXPECT_EQ(refused_predict.code, 1);
+  EXPECT_NE(refused_predict.err.find("--role=training"), std::string::npos) << refused_predict.err;
+
+  // The serving replica finds the version the trainer wrote (its registry rescans the shared
+  // directory) and serves it.
+  port_ = serving_port;
+  Result predicted;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    predicted = Run({"predict", "--model", "adder"}, "0.1,0\n0.5,1\n");
+    if (predicted.code == 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  } while (absl::Now() < deadline);
+  EXPECT_EQ(predicted.code, 0) << predicted.err;
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(predicted.out, '\n', absl::SkipEmpty())).size(),
+            1u);
+  EXPECT_EQ(trainer.Stop(), 0);
+  EXPECT_EQ(serving.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace recurrent::e2e
