@@ -2,7 +2,7 @@
 # Builds the Docker image and runs it end to end with podman (no Docker engine needed):
 #   1. a debian:bookworm-slim base image made offline with mmdebstrap from this machine's apt
 #      sources (once, ~1 minute, cached in $RECURRENT_PODMAN_DIR), imported into podman;
-#   2. `podman build` of the repository's Dockerfile (a full Release build inside: ~10-15 minutes
+#   2. `podman build` of the repository's Dockerfile (a full Release build inside: ~4-5 minutes
 #      on 2 cores);
 #   3. the image run with its ports mapped to loopback; waits for its HEALTHCHECK to report
 #      healthy; trains a tiny model, predicts and scrapes /metrics through the mapped ports from
