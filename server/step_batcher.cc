@@ -55,20 +55,54 @@ void StepBatcher::StreamClosed() {
 }
 
 StepBatchStats StepBatcher::stats() const {
-  std::lock_guard lock(mutex_);
-  return stats_;
+  return StepBatchStats{calls_.load(std::memory_order_relaxed),
+                        steps_.load(std::memory_order_relaxed)};
+}
+
+namespace {
+// The batcher whose batch this thread is running (callbacks included), so that a callback that
+// submits its stream's next step queues it instead of recursing into another run.
+thread_local const StepBatcher* running_here = nullptr;
+}  // namespace
+
+bool StepBatcher::BatchReadyLocked() const {
+  const int64_t queued = static_cast<int64_t>(queue_.size());
+  return queued > 0 && (stopping_ || queued >= options_.max_batch || queued >= active_streams_);
 }
 
 void StepBatcher::StepAsync(const float* input, float* state, float* output, StepDone done) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!stopping_) {
-      queue_.push_back(Pending{input, state, output, std::move(done)});
-      work_.notify_all();
-      return;
-    }
+  std::unique_lock lock(mutex_);
+  if (stopping_) {
+    lock.unlock();
+    done(absl::UnavailableError("the model is being unloaded"));
+    return;
   }
-  done(absl::UnavailableError("the model is being unloaded"));
+  queue_.push_back(Pending{input, state, output, std::move(done)});
+  if (running_ || running_here == this || !BatchReadyLocked()) {
+    // Someone runs a batch now (and takes this step after it), or the batch waits for more
+    // streams: the worker handles both.
+    work_.notify_all();
+    return;
+  }
+  // This step completes a batch: run it on this thread, without a hop to the worker.
+  RunReadyBatchesLocked(lock);
+}
+
+void StepBatcher::RunReadyBatchesLocked(std::unique_lock<std::mutex>& lock) {
+  running_ = true;
+  running_here = this;
+  while (BatchReadyLocked()) {
+    const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
+    batch_.assign(std::make_move_iterator(queue_.begin()),
+                  std::make_move_iterator(queue_.begin() + take));
+    queue_.erase(queue_.begin(), queue_.begin() + take);
+    lock.unlock();
+    RunBatch();
+    lock.lock();
+  }
+  running_here = nullptr;
+  running_ = false;
+  if (!queue_.empty()) work_.notify_all();  // a partial batch: the worker waits for the rest
 }
 
 absl::Status StepBatcher::Step(const float* input, float* state, float* output) {
@@ -86,54 +120,61 @@ absl::Status StepBatcher::Step(const float* input, float* state, float* output) 
 }
 
 void StepBatcher::WorkerLoop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    work_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !running_); });
+    if (stopping_ && queue_.empty() && !running_) return;
+    if (running_) continue;
+    // Wait for more streams only while some active stream has not queued its step yet; a step
+    // that completes the batch meanwhile runs it on its own thread.
+    const auto deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoMicroseconds(options_.max_wait);
+    work_.wait_until(lock, deadline,
+                     [&] { return running_ || queue_.empty() || BatchReadyLocked(); });
+    if (running_ || queue_.empty()) continue;
+    // Ready, or the wait ran out: run what is queued.
+    running_ = true;
+    running_here = this;
+    do {
+      const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
+      batch_.assign(std::make_move_iterator(queue_.begin()),
+                    std::make_move_iterator(queue_.begin() + take));
+      queue_.erase(queue_.begin(), queue_.begin() + take);
+      lock.unlock();
+      RunBatch();
+      lock.lock();
+    } while (BatchReadyLocked());
+    running_here = nullptr;
+    running_ = false;
+  }
+}
+
+void StepBatcher::RunBatch() {
   const core::ModelSpec& spec = model_->model.spec;
   const int64_t in = spec.input_size, out = spec.output_size;
-  std::vector<float> inputs, outputs;
-  std::vector<float*> states;
-  std::vector<Pending> batch;
-  while (true) {
-    {
-      std::unique_lock lock(mutex_);
-      work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_ && queue_.empty()) return;
-      // Wait for more streams only while some active stream has not queued its step yet.
-      const auto deadline =
-          std::chrono::steady_clock::now() + absl::ToChronoMicroseconds(options_.max_wait);
-      work_.wait_until(lock, deadline, [&] {
-        return stopping_ || static_cast<int64_t>(queue_.size()) >= options_.max_batch ||
-               static_cast<int64_t>(queue_.size()) >= active_streams_;
-      });
-      const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
-      batch.assign(std::make_move_iterator(queue_.begin()),
-                   std::make_move_iterator(queue_.begin() + take));
-      queue_.erase(queue_.begin(), queue_.begin() + take);
-    }
-    const int64_t n = static_cast<int64_t>(batch.size());
-    inputs.resize(n * in);
-    outputs.resize(n * out);
-    states.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(inputs.data() + i * in, batch[i].input, sizeof(float) * in);
-      states[i] = batch[i].state;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    const absl::Status status = network_->Step(inputs.data(), n, states.data(), outputs.data());
-    if (options_.on_batch) {
-      options_.on_batch(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), n);
-    }
-    {
-      std::lock_guard lock(mutex_);
-      ++stats_.calls;
-      stats_.steps += n;
-    }
-    // Outside the lock: a callback typically submits the stream's next step.
-    for (int64_t i = 0; i < n; ++i) {
-      if (status.ok()) std::memcpy(batch[i].output, outputs.data() + i * out, sizeof(float) * out);
-      batch[i].done(status);
-    }
-    batch.clear();
+  const int64_t n = static_cast<int64_t>(batch_.size());
+  inputs_.resize(n * in);
+  outputs_.resize(n * out);
+  states_.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(inputs_.data() + i * in, batch_[i].input, sizeof(float) * in);
+    states_[i] = batch_[i].state;
   }
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status status = network_->Step(inputs_.data(), n, states_.data(), outputs_.data());
+  if (options_.on_batch) {
+    options_.on_batch(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), n);
+  }
+  calls_.fetch_add(1, std::memory_order_relaxed);
+  steps_.fetch_add(n, std::memory_order_relaxed);
+  // The callbacks typically submit their stream's next step; running_here makes that a queue
+  // push, run by the loop that called this.
+  for (int64_t i = 0; i < n; ++i) {
+    if (status.ok()) std::memcpy(batch_[i].output, outputs_.data() + i * out, sizeof(float) * out);
+    batch_[i].done(status);
+  }
+  batch_.clear();
 }
 
 }  // namespace recurrent::server
