@@ -4,6 +4,7 @@
 // sequence with steps x --output_size zeros. Callback API, like recurrentd's StepPredict.
 //
 //   echo_server --port 50099 --input_size 8 --output_size 1
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -18,13 +19,17 @@
 ABSL_FLAG(int, port, 50099, "gRPC port (0: any free one, printed).");
 ABSL_FLAG(int, input_size, 8, "Inputs per step of the pretend model.");
 ABSL_FLAG(int, output_size, 1, "Outputs per step of the pretend model.");
+ABSL_FLAG(int, spin_us, 0,
+          "Busy-wait this long per step message before answering: the floor plus a pretend "
+          "engine step, to see what a reaction's compute time costs beyond itself.");
 
 namespace recurrent::bench {
 namespace {
 
 class EchoStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse> {
  public:
-  EchoStream(int input_size, int output_size) : input_size_(input_size), output_size_(output_size) {
+  EchoStream(int input_size, int output_size, int spin_us)
+      : input_size_(input_size), output_size_(output_size), spin_us_(spin_us) {
     StartRead(&request_);
   }
   void OnReadDone(bool ok) override {
@@ -39,6 +44,11 @@ class EchoStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
       response_.mutable_opened()->set_input_size(input_size_);
       response_.mutable_opened()->set_output_size(output_size_);
     } else if (request_.has_step()) {
+      if (spin_us_ > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      }
       v1::StepOutput* out = response_.mutable_output();
       out->set_steps(request_.step().steps());
       out->mutable_values()->Resize(static_cast<int>(request_.step().steps() * output_size_), 0.0f);
@@ -57,7 +67,7 @@ class EchoStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
   void OnDone() override { delete this; }
 
  private:
-  const int input_size_, output_size_;
+  const int input_size_, output_size_, spin_us_;
   v1::StepRequest request_;
   v1::StepResponse response_;
 };
@@ -69,7 +79,7 @@ class EchoService final : public v1::InferenceService::CallbackService {
 
   grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* StepPredict(
       grpc::CallbackServerContext*) override {
-    return new EchoStream(input_size_, output_size_);
+    return new EchoStream(input_size_, output_size_, absl::GetFlag(FLAGS_spin_us));
   }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,

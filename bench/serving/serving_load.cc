@@ -230,8 +230,8 @@ int RunEngine() {
   options.num_threads = 1;
   auto network = core::Network::Create(model->spec, model->parameters, options);
   if (!network.ok()) return 1;
-  std::vector<float> state((*network)->step_state_size(), 0.0f), input(model->spec.input_size, 0.1f),
-      output(model->spec.output_size);
+  std::vector<float> state((*network)->step_state_size(), 0.0f),
+      input(model->spec.input_size, 0.1f), output(model->spec.output_size);
   float* states[1] = {state.data()};
   std::vector<float> micros;
   const auto warm_end = Clock::now() + std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s));
@@ -255,7 +255,8 @@ int Main() {
   auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
                                            grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-    std::fprintf(stderr, "serving_load: cannot connect to %s\n", absl::GetFlag(FLAGS_server).c_str());
+    std::fprintf(stderr, "serving_load: cannot connect to %s\n",
+                 absl::GetFlag(FLAGS_server).c_str());
     return 1;
   }
   auto stub = v1::InferenceService::NewStub(channel);

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "core/artifact.h"
 #include "core/model_spec.h"
+#include "core/network.h"
 #include "core/spec_proto.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -212,6 +215,83 @@ TEST(RecurrentdTest, HealthGoesNotServingWhileDrainingAndCallsStillWork) {
                   ->ListModels(&context, v1::ListModelsRequest(), &models)
                   .ok());
   EXPECT_EQ(server.Wait(), 0);
+  std::filesystem::remove_all(data_dir);
+}
+
+// VmRSS (kB) and thread count of a process, from /proc.
+std::pair<int64_t, int64_t> RssAndThreads(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  int64_t rss = -1, threads = -1;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stoll(line.substr(6));
+    if (line.rfind("Threads:", 0) == 0) threads = std::stoll(line.substr(8));
+  }
+  return {rss, threads};
+}
+
+TEST(RecurrentdTest, IdleStreamsCostMemoryNotThreads) {
+  const std::string data_dir =
+      (std::filesystem::temp_directory_path() / "recurrentd-e2e-idle").string();
+  std::filesystem::remove_all(data_dir);
+  Server server(data_dir, FreePort(), FreePort(), {"--max_streams=2000"});
+  ASSERT_TRUE(server.Ready());
+  // The serving benchmark's shape: LSTM 2 x 256, 8 inputs, 1 output.
+  core::Model model;
+  model.spec.cell = core::CellType::kLstm;
+  model.spec.input_size = 8;
+  model.spec.hidden_size = 256;
+  model.spec.num_layers = 2;
+  model.spec.head = core::HeadMode::kPerStep;
+  model.spec.output_size = 1;
+  model.parameters = core::InitParameters(model.spec, 3);
+  v1::ImportModelRequest import;
+  import.set_name("idle");
+  import.set_artifact(*core::SerializeModel(model));
+  grpc::ClientContext import_context;
+  v1::ModelVersionInfo imported;
+  ASSERT_TRUE(v1::ModelService::NewStub(server.channel())
+                  ->ImportModel(&import_context, import, &imported)
+                  .ok());
+
+  auto inference = v1::InferenceService::NewStub(server.channel());
+  struct Stream {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
+  };
+  // Each stream opens and takes one step (so its state exists), then stays open and idle.
+  auto open_streams = [&](std::vector<std::unique_ptr<Stream>>* streams, int count) {
+    for (int i = 0; i < count; ++i) {
+      auto stream = std::make_unique<Stream>();
+      stream->stream = inference->StepPredict(&stream->context);
+      v1::StepRequest open;
+      open.mutable_open()->mutable_model()->set_name("idle");
+      v1::StepRequest step;
+      step.mutable_step()->set_steps(1);
+      step.mutable_step()->mutable_values()->Resize(8, 0.5f);
+      v1::StepResponse response;
+      ASSERT_TRUE(stream->stream->Write(open) && stream->stream->Read(&response));
+      ASSERT_TRUE(stream->stream->Write(step) && stream->stream->Read(&response));
+      ASSERT_EQ(response.output().values_size(), 1);
+      streams->push_back(std::move(stream));
+    }
+  };
+  std::vector<std::unique_ptr<Stream>> streams;
+  open_streams(&streams, 50);  // warm-up: the batcher, its network, gRPC's buffers
+  absl::SleepFor(absl::Milliseconds(200));
+  const auto [rss_before, threads_before] = RssAndThreads(server.pid());
+  constexpr int kIdle = 1000;
+  open_streams(&streams, kIdle);
+  absl::SleepFor(absl::Milliseconds(200));
+  const auto [rss_after, threads_after] = RssAndThreads(server.pid());
+  const double kib_per_stream = static_cast<double>(rss_after - rss_before) / kIdle;
+  std::printf("%d idle streams: %.1f KiB of RSS each; threads %lld -> %lld\n", kIdle,
+              kib_per_stream, static_cast<long long>(threads_before),
+              static_cast<long long>(threads_after));
+  EXPECT_LT(kib_per_stream, 64.0) << "an idle stream should cost its state and buffers only";
+  EXPECT_LE(threads_after, threads_before + 2) << "a thread per stream?";
+  for (auto& stream : streams) stream->context.TryCancel();
+  streams.clear();
+  EXPECT_EQ(server.Stop(), 0);
   std::filesystem::remove_all(data_dir);
 }
 

@@ -91,6 +91,7 @@ class Server {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  pid_t pid() const { return pid_; }
 
  private:
   int port_;

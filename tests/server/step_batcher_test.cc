@@ -2,6 +2,9 @@
 // stream never waits, and each stream's results equal its solo run.
 #include "server/step_batcher.h"
 
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -71,6 +74,55 @@ TEST(StepBatcherTest, ConcurrentStreamsShareEngineCallsAndKeepTheirOwnResults) {
       float expected = 0.0f;
       ASSERT_TRUE((*solo)->Step(input, 1, states, &expected).ok());
       EXPECT_NEAR(outputs[s][t], expected, 1e-5f * (1.0f + std::abs(expected))) << s << " " << t;
+    }
+  }
+}
+
+TEST(StepBatcherTest, CallbacksThatChainTheNextStepNeitherRecurseNorReorder) {
+  // A stream that submits each next step from the previous one's callback (as StepPredict does
+  // for a multi-step message) runs on the submitting thread without recursing: 20000 chained
+  // steps would overflow the stack otherwise. The outputs equal a solo run's, in order.
+  const std::shared_ptr<const LoadedModel> model = SmallLstm();
+  auto batcher = StepBatcher::Create(model, StepBatcherOptions());
+  ASSERT_TRUE(batcher.ok());
+  (*batcher)->StreamOpened();
+  constexpr int kSteps = 20000;
+  std::vector<float> state((*batcher)->state_size(), 0.0f), outputs(kSteps);
+  std::vector<float> inputs(3 * kSteps);
+  for (int i = 0; i < 3 * kSteps; ++i) inputs[i] = 0.001f * static_cast<float>(i % 97);
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool done = false;
+  std::function<void(int)> submit = [&](int t) {
+    (*batcher)->StepAsync(&inputs[3 * t], state.data(), &outputs[t], [&, t](absl::Status status) {
+      ASSERT_TRUE(status.ok());
+      if (t + 1 < kSteps) {
+        submit(t + 1);
+        return;
+      }
+      std::lock_guard lock(mutex);
+      done = true;
+      finished.notify_all();
+    });
+  };
+  submit(0);
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(finished.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
+  }
+  (*batcher)->StreamClosed();
+  EXPECT_EQ((*batcher)->stats().steps, kSteps);
+
+  auto solo = core::Network::Create(model->model.spec, model->model.parameters);
+  ASSERT_TRUE(solo.ok());
+  std::vector<float> solo_state((*solo)->step_state_size(), 0.0f);
+  float* states[1] = {solo_state.data()};
+  // The solo run steps through every input; every 997th output is compared.
+  for (int t = 0; t < kSteps; t += 997) {
+    for (int u = (t == 0 ? 0 : t - 996); u <= t; ++u) {
+      float expected = 0.0f;
+      ASSERT_TRUE((*solo)->Step(&inputs[3 * u], 1, states, &expected).ok());
+      if (u == t) EXPECT_EQ(outputs[t], expected) << t;
     }
   }
 }
