@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
@@ -49,6 +50,10 @@ ABSL_FLAG(std::string, data_dir, "recurrent-data",
 ABSL_FLAG(int, training_workers, 1, "Training jobs that run at once.");
 ABSL_FLAG(int, training_threads, 1, "OpenMP threads per training job.");
 ABSL_FLAG(int, inference_threads, 1, "OpenMP threads per inference call.");
+ABSL_FLAG(int, grpc_threads, 0,
+          "Most threads gRPC's sync server may use for unary and server-streaming calls (its "
+          "resource quota; StepPredict streams use gRPC's callback threads and hold none); 0: "
+          "gRPC's default.");
 ABSL_FLAG(int64_t, max_queued_jobs, 64, "Queued training jobs; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20,
           "Largest gRPC message accepted or sent, in bytes.");
@@ -200,6 +205,13 @@ int Serve() {
   // Sync-server threads poll their queues with this timeout; gRPC's default (1 s) makes a
   // shutdown wait that long for idle threads.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+  if (const int threads = absl::GetFlag(FLAGS_grpc_threads); threads > 0) {
+    grpc::ResourceQuota quota("recurrentd");
+    quota.SetMaxThreads(threads);
+    builder.SetResourceQuota(quota);
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS,
+                                std::min(threads, 2));
+  }
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(&metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
