@@ -43,6 +43,15 @@ const std::vector<OptionSpec>& GlobalOptions() {
        "localhost:50051)"},
       {"json", "", "machine-readable JSON output"},
       {"timeout", "SECONDS", "deadline of each call (default 30; watching and streaming: none)"},
+      {"token", "TOKEN",
+       "bearer token for a server with --auth_tokens_file (default: "
+       "$RECURRENT_TOKEN)"},
+      {"tls", "", "connect with TLS, verifying the server against the system's CAs"},
+      {"tls_ca_file", "FILE",
+       "connect with TLS, verifying the server against this PEM CA (implies "
+       "--tls)"},
+      {"tls_cert_file", "FILE", "client certificate for mutual TLS (with --tls_key_file)"},
+      {"tls_key_file", "FILE", "private key of --tls_cert_file"},
       {"help", "", "show this help"},
   };
   return *options;

@@ -46,8 +46,10 @@ int Main(int argc, char** argv) {
   while (i < args.size() && args[i].rfind("-", 0) == 0) {
     const std::string& arg = args[i];
     leading.push_back(arg);
-    const bool takes_value =
-        (arg == "--server" || arg == "--timeout") && arg.find('=') == std::string::npos;
+    bool takes_value = false;
+    for (const OptionSpec& option : GlobalOptions()) {
+      takes_value |= arg == "--" + option.name && !option.value_name.empty();
+    }
     if (takes_value && i + 1 < args.size()) leading.push_back(args[++i]);
     ++i;
   }

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -53,6 +55,38 @@ const char* CodeName(grpc::StatusCode code) {
   }
 }
 
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --", flag, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Plaintext, or TLS (with a CA file, and a client certificate for mutual TLS).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const ParsedArgs& args) {
+  const bool tls = args.Has("tls") || args.Has("tls_ca_file") || args.Has("tls_cert_file");
+  if (!tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  if (args.Has("tls_ca_file")) {
+    absl::StatusOr<std::string> ca = ReadFile("tls_ca_file", args.Get("tls_ca_file"));
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  if (args.Has("tls_cert_file") != args.Has("tls_key_file")) {
+    return absl::InvalidArgumentError("mutual TLS needs both --tls_cert_file and --tls_key_file");
+  }
+  if (args.Has("tls_cert_file")) {
+    absl::StatusOr<std::string> cert = ReadFile("tls_cert_file", args.Get("tls_cert_file"));
+    absl::StatusOr<std::string> key = ReadFile("tls_key_file", args.Get("tls_key_file"));
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    options.pem_cert_chain = *cert;
+    options.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(options);
+}
+
 }  // namespace
 
 absl::StatusOr<Session> Session::FromArgs(const ParsedArgs& args) {
@@ -64,11 +98,14 @@ absl::StatusOr<Session> Session::FromArgs(const ParsedArgs& args) {
   if (!timeout.ok()) return timeout.status();
   if (*timeout <= 0) return absl::InvalidArgumentError("--timeout must be > 0 seconds");
   session.timeout_ = absl::Seconds(*timeout);
+  const char* token = std::getenv("RECURRENT_TOKEN");
+  session.token_ = args.Get("token", token != nullptr ? token : "");
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(args);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
   channel_args.SetMaxSendMessageSize(64 << 20);
-  session.channel_ =
-      grpc::CreateCustomChannel(session.server_, grpc::InsecureChannelCredentials(), channel_args);
+  session.channel_ = grpc::CreateCustomChannel(session.server_, *credentials, channel_args);
   session.training_ = v1::TrainingService::NewStub(session.channel_);
   session.inference_ = v1::InferenceService::NewStub(session.channel_);
   session.models_ = v1::ModelService::NewStub(session.channel_);
@@ -77,6 +114,7 @@ absl::StatusOr<Session> Session::FromArgs(const ParsedArgs& args) {
 
 std::unique_ptr<grpc::ClientContext> Session::Context(bool streaming) const {
   auto context = std::make_unique<grpc::ClientContext>();
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
   if (!streaming) context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
   return context;
 }

@@ -24,7 +24,8 @@ inline constexpr int kExitUnavailable = 3;
 
 class Session {
  public:
-  // Reads --server (else $RECURRENT_SERVER, else localhost:50051), --json and --timeout.
+  // Reads --server (else $RECURRENT_SERVER, else localhost:50051), --json, --timeout, --token
+  // (else $RECURRENT_TOKEN) and the --tls* flags.
   static absl::StatusOr<Session> FromArgs(const ParsedArgs& args);
 
   const std::string& server() const { return server_; }
@@ -47,6 +48,7 @@ class Session {
   std::string server_;
   bool json_ = false;
   absl::Duration timeout_;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::shared_ptr<v1::TrainingService::Stub> training_;
   std::shared_ptr<v1::InferenceService::Stub> inference_;

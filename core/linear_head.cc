@@ -15,9 +15,16 @@ constexpr int kLanes = 16;
 // rows, which sgemm does not promise (its kernels vary with M). This is what makes Step()
 // bit-identical to Forward(). GCC only fuses multiply-adds under -ffp-contract=fast, which ISO
 // C++ mode leaves off, so every target clone rounds identically.
-__attribute__((target_clones("avx512f", "avx2", "default"))) float DeterministicDot(const float* a,
-                                                                                    const float* b,
-                                                                                    int64_t n) {
+//
+// The clones are picked by an ifunc resolver that runs while the dynamic loader relocates the
+// binary, before a sanitizer runtime is up; ThreadSanitizer instruments that resolver and
+// crashes at startup, so sanitizer builds use the one portable version.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RECURRENT_DOT_CLONES
+#else
+#define RECURRENT_DOT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+RECURRENT_DOT_CLONES float DeterministicDot(const float* a, const float* b, int64_t n) {
   float lanes[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes) {

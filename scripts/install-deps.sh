@@ -23,6 +23,8 @@ dev_packages=(
   python3-grpcio
   # deployment checks (tests/deploy): promtool and a real Prometheus, yamllint, YAML in Python
   prometheus yamllint python3-yaml
+  # certificates made at test time for the TLS tests (tests/e2e/security_test.cc)
+  openssl
 )
 packages=("${build_packages[@]}")
 if [[ "${1:-}" != "--build-only" ]]; then packages+=("${dev_packages[@]}"); fi

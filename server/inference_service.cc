@@ -142,6 +142,7 @@ void InferenceServiceImpl::Release(const LoadedModel& model,
 grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
                                            const v1::PredictRequest* request,
                                            v1::PredictResponse* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded =
       registry_->Load(ModelRefFromProto(request->model()));
   if (!loaded.ok()) return ToGrpcStatus(loaded.status());

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "core/network.h"
 #include "recurrent/v1/service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/step_batcher.h"
@@ -46,6 +47,8 @@ struct InferenceLimits {
 class InferenceServiceImpl final
     : public v1::InferenceService::WithCallbackMethod_StepPredict<v1::InferenceService::Service> {
  public:
+  // Every call checks `auth` (a TokenAuthenticator, server/auth.h); null: no authentication.
+  void set_authenticator(const TokenAuthenticator* auth) { auth_ = auth; }
   // `metrics` may be null (tests).
   InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
                        ServerMetrics* metrics = nullptr);
@@ -105,6 +108,7 @@ class InferenceServiceImpl final
   std::map<PoolKey, std::weak_ptr<StepBatcher>> batchers_;  // guarded by batchers_mutex_
   std::mutex pool_mutex_;
   std::map<PoolKey, std::vector<std::unique_ptr<core::Network>>> idle_;  // guarded by pool_mutex_
+  const TokenAuthenticator* auth_ = nullptr;
 };
 
 }  // namespace recurrent::server

@@ -11,7 +11,9 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,9 +27,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
+#include "server/auth.h"
 #include "server/dataset_store.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
@@ -79,6 +83,14 @@ ABSL_FLAG(double, drain_seconds, 0,
           "first (e.g. 5 behind a Service).");
 ABSL_FLAG(double, shutdown_grace_seconds, 10,
           "On SIGTERM, how long in-flight calls may run before they are cancelled.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the gRPC port; with --tls_key_file it serves TLS only.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Bearer tokens, one \"ROLE TOKEN\" per line (roles: predict, admin); when set, every "
+          "recurrent.v1 call needs one (health, reflection and /metrics stay open).");
 ABSL_FLAG(std::string, role, "all",
           "What this replica does: all; serving (inference and models, no training: scale these "
           "out); training (training and models, no inference). Replicas share --data_dir's "
@@ -86,6 +98,41 @@ ABSL_FLAG(std::string, role, "all",
 
 namespace recurrent::server {
 namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --", flag, "=", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// TLS (and mutual TLS) from the --tls_* flags, or plaintext when none is set.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key = absl::GetFlag(FLAGS_tls_key_file);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (cert.empty() && key.empty() && client_ca.empty()) return grpc::InsecureServerCredentials();
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls_cert_file and --tls_key_file");
+  }
+  grpc::SslServerCredentialsOptions options;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> cert_pem = ReadPem("tls_cert_file", cert);
+  absl::StatusOr<std::string> key_pem = ReadPem("tls_key_file", key);
+  if (!cert_pem.ok()) return cert_pem.status();
+  if (!key_pem.ok()) return key_pem.status();
+  pair.cert_chain = *cert_pem;
+  pair.private_key = *key_pem;
+  options.pem_key_cert_pairs.push_back(pair);
+  if (!client_ca.empty()) {
+    absl::StatusOr<std::string> ca_pem = ReadPem("tls_client_ca_file", client_ca);
+    if (!ca_pem.ok()) return ca_pem.status();
+    options.pem_root_certs = *ca_pem;
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
 
 int Serve() {
   const std::string role = absl::GetFlag(FLAGS_role);
@@ -191,13 +238,34 @@ int Serve() {
   ModelServiceImpl model_service(registry->get(),
                                  ModelServiceOptions{absl::GetFlag(FLAGS_max_import_bytes)});
 
+  std::unique_ptr<TokenAuthenticator> authenticator;
+  if (!absl::GetFlag(FLAGS_auth_tokens_file).empty()) {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> loaded =
+        TokenAuthenticator::FromFile(absl::GetFlag(FLAGS_auth_tokens_file));
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "recurrentd: %s\n", loaded.status().ToString().c_str());
+      return 1;
+    }
+    authenticator = *std::move(loaded);
+  }
+  if (auto* trainer = dynamic_cast<TrainingServiceImpl*>(training_service.get())) {
+    trainer->set_authenticator(authenticator.get());
+  }
+  if (inference_service != nullptr) inference_service->set_authenticator(authenticator.get());
+  model_service.set_authenticator(authenticator.get());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials();
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "recurrentd: %s\n", credentials.status().ToString().c_str());
+    return 1;
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_listen_address), ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(address, *credentials, &bound_port);
   const int max_message =
       static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_message_bytes), INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_message);

@@ -40,8 +40,10 @@ grpc::Status AnswerWithModel(ModelRegistry& registry, const std::string& name,
 
 }  // namespace
 
-grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*,
+grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* context,
+                                          const v1::ListModelsRequest*,
                                           v1::ListModelsResponse* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   for (const ModelSummary& summary : registry_->ListModels()) {
     v1::ModelSummary* out = response->add_models();
     out->set_name(summary.name);
@@ -52,13 +54,17 @@ grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext*, const v1::ListMo
   return grpc::Status::OK;
 }
 
-grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext*, const v1::GetModelRequest* request,
+grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* context,
+                                        const v1::GetModelRequest* request,
                                         v1::ModelInfo* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   return AnswerWithModel(*registry_, request->name(), response);
 }
 
-grpc::Status ModelServiceImpl::SetAlias(grpc::ServerContext*, const v1::SetAliasRequest* request,
+grpc::Status ModelServiceImpl::SetAlias(grpc::ServerContext* context,
+                                        const v1::SetAliasRequest* request,
                                         v1::ModelInfo* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   if (absl::Status status =
           registry_->SetAlias(request->name(), request->alias(), request->version());
       !status.ok()) {
@@ -67,9 +73,10 @@ grpc::Status ModelServiceImpl::SetAlias(grpc::ServerContext*, const v1::SetAlias
   return AnswerWithModel(*registry_, request->name(), response);
 }
 
-grpc::Status ModelServiceImpl::DeleteModelVersion(grpc::ServerContext*,
+grpc::Status ModelServiceImpl::DeleteModelVersion(grpc::ServerContext* context,
                                                   const v1::DeleteModelVersionRequest* request,
                                                   v1::ModelInfo* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   if (absl::Status status = registry_->DeleteVersion(request->name(), request->version());
       !status.ok()) {
     return ToGrpcStatus(status);
@@ -77,9 +84,10 @@ grpc::Status ModelServiceImpl::DeleteModelVersion(grpc::ServerContext*,
   return AnswerWithModel(*registry_, request->name(), response);
 }
 
-grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext*,
+grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext* context,
                                            const v1::ImportModelRequest* request,
                                            v1::ModelVersionInfo* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   if (static_cast<int64_t>(request->artifact().size()) > options_.max_import_bytes) {
     return grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -103,9 +111,10 @@ grpc::Status ModelServiceImpl::ImportModel(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext*,
+grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* context,
                                            const v1::ExportModelRequest* request,
                                            v1::ExportModelResponse* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded =
       registry_->Load(ModelRefFromProto(request->model()));
   if (!loaded.ok()) return ToGrpcStatus(loaded.status());

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "recurrent/v1/service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/model_registry.h"
 
 namespace recurrent::server {
@@ -16,6 +17,8 @@ struct ModelServiceOptions {
 
 class ModelServiceImpl final : public v1::ModelService::Service {
  public:
+  // Every call checks `auth` (a TokenAuthenticator, server/auth.h); null: no authentication.
+  void set_authenticator(const TokenAuthenticator* auth) { auth_ = auth; }
   ModelServiceImpl(ModelRegistry* registry, ModelServiceOptions options)
       : registry_(registry), options_(options) {}
 
@@ -36,6 +39,7 @@ class ModelServiceImpl final : public v1::ModelService::Service {
  private:
   ModelRegistry* const registry_;
   const ModelServiceOptions options_;
+  const TokenAuthenticator* auth_ = nullptr;
 };
 
 }  // namespace recurrent::server

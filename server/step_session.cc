@@ -23,6 +23,11 @@ grpc::Status Invalid(std::string message) {
 
 StepSession::StepSession(InferenceServiceImpl* service, grpc::CallbackServerContext* context)
     : service_(service), context_(context) {
+  if (grpc::Status denied = Authorize(service_->auth_, *context, Role::kPredict); !denied.ok()) {
+    std::lock_guard lock(mutex_);
+    FinishLocked(std::move(denied));
+    return;
+  }
   absl::StatusOr<int64_t> admitted = service_->AdmitSession(this);
   std::lock_guard lock(mutex_);
   if (!admitted.ok()) {

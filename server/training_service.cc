@@ -17,8 +17,10 @@ grpc::Status Invalid(absl::string_view message) {
 
 }  // namespace
 
-grpc::Status TrainingServiceImpl::Train(grpc::ServerContext*, const v1::TrainRequest* request,
+grpc::Status TrainingServiceImpl::Train(grpc::ServerContext* context,
+                                        const v1::TrainRequest* request,
                                         v1::TrainResponse* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   if (absl::Status status = ValidateModelName(request->model_name(), 128); !status.ok()) {
     return Invalid(absl::StrCat("model_name: ", status.message()));
   }
@@ -54,6 +56,7 @@ grpc::Status TrainingServiceImpl::Train(grpc::ServerContext*, const v1::TrainReq
 grpc::Status TrainingServiceImpl::WatchJob(grpc::ServerContext* context,
                                            const v1::WatchJobRequest* request,
                                            grpc::ServerWriter<v1::JobEvent>* writer) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   int64_t seen = 0;
   while (!context->IsCancelled()) {
     absl::StatusOr<v1::Job> job = jobs_->WaitForChange(request->job_id(), &seen, absl::Seconds(1));
@@ -67,25 +70,29 @@ grpc::Status TrainingServiceImpl::WatchJob(grpc::ServerContext* context,
   return grpc::Status(grpc::StatusCode::CANCELLED, "client cancelled the watch");
 }
 
-grpc::Status TrainingServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
-                                         v1::Job* response) {
+grpc::Status TrainingServiceImpl::GetJob(grpc::ServerContext* context,
+                                         const v1::GetJobRequest* request, v1::Job* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
   return grpc::Status::OK;
 }
 
-grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext* context,
+                                           const v1::ListJobsRequest* request,
                                            v1::ListJobsResponse* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kPredict); !denied.ok()) return denied;
   for (v1::Job& job : jobs_->List(request->state(), request->model_name(), request->limit())) {
     *response->add_jobs() = std::move(job);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext*,
+grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext* context,
                                             const v1::CancelJobRequest* request,
                                             v1::Job* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   absl::StatusOr<v1::Job> job = jobs_->Cancel(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *std::move(job);
@@ -95,6 +102,7 @@ grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext*,
 grpc::Status TrainingServiceImpl::UploadDataset(
     grpc::ServerContext* context, grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::DatasetInfo* response) {
+  if (grpc::Status denied = Authorize(auth_, *context, Role::kAdmin); !denied.ok()) return denied;
   if (datasets_ == nullptr) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this server stores no data sets");
   }

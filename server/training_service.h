@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "recurrent/v1/service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/dataset_store.h"
 #include "server/job_manager.h"
 #include "server/train_request.h"
@@ -15,6 +16,8 @@ namespace recurrent::server {
 
 class TrainingServiceImpl final : public v1::TrainingService::Service {
  public:
+  // Every call checks `auth` (a TokenAuthenticator, server/auth.h); null: no authentication.
+  void set_authenticator(const TokenAuthenticator* auth) { auth_ = auth; }
   // `datasets` may be null: then UploadDataset and dataset_id sources are UNIMPLEMENTED.
   TrainingServiceImpl(JobManager* jobs, TrainLimits limits, DatasetStore* datasets = nullptr,
                       int64_t max_upload_bytes = int64_t{1} << 30)
@@ -42,6 +45,7 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
   const TrainLimits limits_;
   DatasetStore* const datasets_;
   const int64_t max_upload_bytes_;
+  const TokenAuthenticator* auth_ = nullptr;
 };
 
 }  // namespace recurrent::server

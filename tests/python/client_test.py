@@ -67,12 +67,12 @@ def max_difference(a: list[list[float]], b: list[list[float]]) -> float:
 class Server:
     """A recurrentd child process; its output goes to a log file shown when something fails."""
 
-    def __init__(self, data_dir: str, log_path: str):
+    def __init__(self, data_dir: str, log_path: str, extra_flags: tuple[str, ...] = ()):
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self._log_path = log_path
         args = [RECURRENTD_PATH, f"--data_dir={data_dir}", f"--port={self.port}",
-                f"--metrics_port={free_port()}", "--shutdown_grace_seconds=2"]
+                f"--metrics_port={free_port()}", "--shutdown_grace_seconds=2", *extra_flags]
         with open(log_path, "wb") as log:
             self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
@@ -333,6 +333,60 @@ class ClientTest(unittest.TestCase):
         self.assertIn("step 9:", result.stdout)
         if torch is not None:
             self.assertIn("largest |server - torch| difference", result.stdout)
+
+
+class SecureClientTest(unittest.TestCase):
+    """TLS with a client certificate (mutual TLS) and a bearer token, with certificates made now
+    by openssl; the server refuses the client without them."""
+
+    def test_mutual_tls_and_token(self) -> None:
+        if not os.access(RECURRENTD_PATH, os.X_OK):
+            self.skipTest("no recurrentd")
+        work = tempfile.mkdtemp(prefix="recurrent-py-tls-")
+        try:
+            script = (
+                "set -e; openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem "
+                "-days 1 -subj /CN=ca; for who in server client; do openssl req -newkey rsa:2048 "
+                "-nodes -keyout $who.key -out $who.csr -subj /CN=$who; done; "
+                "printf 'subjectAltName=IP:127.0.0.1\\n' > ext; "
+                "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                "-out server.pem -days 1 -extfile ext; "
+                "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                "-out client.pem -days 1")
+            subprocess.run(["bash", "-c", script], cwd=work, check=True, capture_output=True)
+            with open(os.path.join(work, "tokens"), "w") as f:
+                f.write("admin admin-token-0123456789abcdef\n")
+            p = lambda name: os.path.join(work, name)  # noqa: E731
+            server = Server(p("data"), p("log"), (
+                f"--tls_cert_file={p('server.pem')}", f"--tls_key_file={p('server.key')}",
+                f"--tls_client_ca_file={p('ca.pem')}", f"--auth_tokens_file={p('tokens')}"))
+            try:
+                secure = dict(tls_ca_file=p("ca.pem"), tls_cert_file=p("client.pem"),
+                              tls_key_file=p("client.key"))
+                deadline = time.monotonic() + 30
+                while True:
+                    with Client.connect(server.target, token="admin-token-0123456789abcdef",
+                                        **secure) as client:
+                        try:
+                            self.assertEqual(list(client.list_models(timeout=2.0)), [])
+                            break
+                        except grpc.RpcError:
+                            if time.monotonic() > deadline:
+                                raise
+                    time.sleep(0.1)
+                with Client.connect(server.target, **secure) as client:  # no token
+                    with self.assertRaises(grpc.RpcError) as caught:
+                        client.list_models(timeout=5.0)
+                    self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+                with Client.connect(server.target, token="admin-token-0123456789abcdef",
+                                    tls_ca_file=p("ca.pem")) as client:  # no client certificate
+                    with self.assertRaises(grpc.RpcError) as caught:
+                        client.list_models(timeout=5.0)
+                    self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            finally:
+                self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,42 @@ class Snapshot:
 StreamEvent = Union[Opened, StepResult, Snapshot]
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds "authorization: Bearer TOKEN" to every call (plaintext channels included, where
+    grpc's call credentials are refused)."""
+
+    def __init__(self, token: str):
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = list(details.metadata or []) + [self._metadata]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
 class Client:
     """recurrentd's TrainingService, InferenceService and ModelService over one channel."""
 
@@ -162,14 +198,39 @@ class Client:
 
     @classmethod
     def connect(cls, target: str, *, timeout: Optional[float] = 30.0,
-                max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> "Client":
-        """A client on a new insecure channel to `target` ("host:port"). The connection is made
-        lazily, by the first call."""
+                max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                token: Optional[str] = None, tls: bool = False,
+                tls_ca_file: Optional[str] = None, tls_cert_file: Optional[str] = None,
+                tls_key_file: Optional[str] = None) -> "Client":
+        """A client on a new channel to `target` ("host:port"), made lazily by the first call.
+
+        Plaintext unless `tls` or a `tls_*` file is given: then TLS, verifying the server against
+        `tls_ca_file` (else the system's CAs), with a client certificate for mutual TLS
+        (`tls_cert_file` + `tls_key_file`). `token` is sent as "authorization: Bearer TOKEN" on
+        every call (for a server started with --auth_tokens_file)."""
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
-        return cls(grpc.insecure_channel(target, options=options), timeout=timeout)
+        if tls or tls_ca_file or tls_cert_file:
+            if bool(tls_cert_file) != bool(tls_key_file):
+                raise ValueError("mutual TLS needs both tls_cert_file and tls_key_file")
+
+            def read(path: Optional[str]) -> Optional[bytes]:
+                if not path:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(tls_ca_file), private_key=read(tls_key_file),
+                certificate_chain=read(tls_cert_file))
+            channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        if token:
+            channel = grpc.intercept_channel(channel, _BearerToken(token))
+        return cls(channel, timeout=timeout)
 
     def close(self) -> None:
         """Closes the channel; open streams end with CANCELLED."""

@@ -1,0 +1,104 @@
+#include "server/auth.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace recurrent::server {
+namespace {
+
+constexpr size_t kMinTokenLength = 16;
+constexpr absl::string_view kBearer = "Bearer ";
+
+// Equal in time that depends only on the lengths, never on where the bytes differ.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  unsigned char difference = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    difference |= x ^ y;
+  }
+  return difference == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromFile(
+    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --auth_tokens_file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> parsed = FromText(text.str());
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromText(
+    const std::string& text) {
+  std::vector<Entry> entries;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    const std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    if (fields.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", line_number, ": expected \"ROLE TOKEN\" (predict or admin)"));
+    }
+    Role role;
+    if (fields[0] == "predict") {
+      role = Role::kPredict;
+    } else if (fields[0] == "admin") {
+      role = Role::kAdmin;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("line ", line_number, ": unknown role \"",
+                                                     fields[0], "\" (predict or admin)"));
+    }
+    if (fields[1].size() < kMinTokenLength) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", line_number, ": tokens need at least ", kMinTokenLength, " characters"));
+    }
+    entries.push_back(Entry{std::string(fields[1]), role});
+  }
+  if (entries.empty())
+    return absl::InvalidArgumentError("no tokens: authentication would lock everyone out");
+  return std::unique_ptr<TokenAuthenticator>(new TokenAuthenticator(std::move(entries)));
+}
+
+grpc::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context, Role needed) const {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "no token: send \"authorization: Bearer TOKEN\" metadata");
+  }
+  absl::string_view value(found->second.data(), found->second.size());
+  if (!absl::ConsumePrefix(&value, kBearer)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the authorization metadata must be \"Bearer TOKEN\"");
+  }
+  // Every token is compared, whatever matched, so the time taken says nothing about them.
+  int matched_role = -1;
+  for (const Entry& entry : entries_) {
+    if (ConstantTimeEquals(value, entry.token)) matched_role = static_cast<int>(entry.role);
+  }
+  if (matched_role < 0) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
+  }
+  if (matched_role < static_cast<int>(needed)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "this call needs the admin role; the token has the predict role");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace recurrent::server
