@@ -217,6 +217,7 @@ absl::StatusOr<core::Dataset> DatasetFromSource(const v1::DataSource& source,
 }
 
 void CompleteSpecFromData(const core::Dataset& data, v1::ModelSpec* spec) {
+  if (spec->num_layers() == 0) spec->set_num_layers(1);
   if (spec->input_size() == 0) spec->set_input_size(data.input_size);
   if (spec->output_size() == 0) spec->set_output_size(data.target_size);
   if (spec->head() == v1::HEAD_MODE_UNSPECIFIED) {

@@ -36,7 +36,8 @@ absl::StatusOr<core::TrainerOptions> TrainerOptionsFromProto(const v1::TrainingO
 absl::StatusOr<core::Dataset> DatasetFromSource(const v1::DataSource& source,
                                                 const TrainLimits& limits);
 
-// Fills what a spec leaves open from the data it trains on: input_size 0 -> the data's inputs,
+// Fills what a spec leaves open from the data it trains on: num_layers 0 -> 1, input_size 0 ->
+// the data's inputs,
 // output_size 0 -> its targets (or classes), an unspecified head -> per-step or last-step as the
 // targets are, an unspecified loss -> cross-entropy for labels, MSE for values. So a client can
 // name only the cell and its size.

@@ -80,6 +80,12 @@ class Server {
   }
   void SendTerm() { ::kill(pid_, SIGTERM); }
   // SIGTERM and the exit status.
+  // SIGKILL: the crash the server must survive on restart.
+  void Kill() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
   int Stop() {
     ::kill(pid_, SIGTERM);
     return Wait();
