@@ -19,7 +19,7 @@ constexpr int kLanes = 16;
 // The clones are picked by an ifunc resolver that runs while the dynamic loader relocates the
 // binary, before a sanitizer runtime is up; ThreadSanitizer instruments that resolver and
 // crashes at startup, so sanitizer builds use the one portable version.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(RECURRENT_TSAN)
 #define RECURRENT_DOT_CLONES
 #else
 #define RECURRENT_DOT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

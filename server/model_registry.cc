@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <shared_mutex>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -254,7 +256,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(std::string r
   auto registry =
       std::make_unique<ModelRegistry>(ConstructorKey(), std::move(root), std::move(options));
   RETURN_IF_ERROR(MakeDirectory(absl::StrCat(registry->root_, "/", kModelsDirectory)));
-  absl::MutexLock disk_lock(&registry->disk_mutex_);
+  std::lock_guard disk_lock(registry->disk_mutex_);
   RETURN_IF_ERROR(registry->ScanLocked());
   return registry;
 }
@@ -373,7 +375,7 @@ absl::StatusOr<ModelRegistry::ModelOnDisk> ModelRegistry::ListModelDirectory(
 absl::Status ModelRegistry::ScanLocked() {
   const absl::Time start = absl::Now();
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     last_scan_start_ = start;
   }
   const std::string models_dir = absl::StrCat(root_, "/", kModelsDirectory);
@@ -381,7 +383,7 @@ absl::Status ModelRegistry::ScanLocked() {
   bool error_changed = false;
   {
     // Logged when it starts or changes, not at every periodic scan of a volume that is gone.
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     error_changed = names.status() != scan_error_;
     scan_error_ = names.status();
   }
@@ -416,7 +418,7 @@ absl::Status ModelRegistry::ScanLocked() {
   // 2. Find the files not verified yet (or replaced since), and verify them without mu_.
   std::vector<std::tuple<std::string, int64_t, FileSignature>> unverified;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     for (const auto& [name, listing] : on_disk) {
       if (!listing.ok()) continue;
       const auto known = models_.find(name);
@@ -445,7 +447,7 @@ absl::Status ModelRegistry::ScanLocked() {
   // 3. Replace the index with what is on disk.
   std::vector<std::string> messages;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     std::map<std::string, ModelEntry> models;
     std::set<CacheKey> unchanged;  // intact versions whose file is the one verified before
     for (auto& [name, listing] : on_disk) {
@@ -513,39 +515,39 @@ absl::Status ModelRegistry::ScanLocked() {
 
 void ModelRegistry::RefreshIfStale() {
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     if (absl::Now() - last_scan_start_ < options_.rescan_interval) return;
   }
   // Whoever holds disk_mutex_ is scanning or writing; the current index serves meanwhile.
-  if (!disk_mutex_.TryLock()) return;
+  std::unique_lock disk_lock(disk_mutex_, std::try_to_lock);
+  if (!disk_lock.owns_lock()) return;
   bool stale = false;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     stale = absl::Now() - last_scan_start_ >= options_.rescan_interval;
   }
   if (stale) ScanLocked().IgnoreError();  // logged by ScanLocked; the old index keeps serving
-  disk_mutex_.Unlock();
 }
 
 void ModelRegistry::RefreshAfterMiss(absl::Time miss_time) {
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     if (last_scan_start_ < miss_time &&
         absl::Now() - last_scan_start_ < options_.miss_rescan_interval) {
       return;  // scanned moments before the miss: the rate limit
     }
   }
   // Waits for a scan in progress, which may be one that started after the miss.
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     if (last_scan_start_ >= miss_time) return;  // that scan saw the directory after the miss
   }
   ScanLocked().IgnoreError();  // logged by ScanLocked; the old index keeps serving
 }
 
 absl::Status ModelRegistry::Rescan() {
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   return ScanLocked();
 }
 
@@ -555,11 +557,11 @@ absl::StatusOr<int64_t> ModelRegistry::Register(absl::string_view name, const co
   ASSIGN_OR_RETURN(const std::string bytes, core::SerializeModel(model, options_.artifact_limits));
   const std::string model_dir = ModelDirectory(name);
 
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   bool known = false;
   int64_t model_count = 0;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     known = models_.contains(std::string(name));
     model_count = static_cast<int64_t>(models_.size());
   }
@@ -616,7 +618,7 @@ absl::StatusOr<int64_t> ModelRegistry::Register(absl::string_view name, const co
   struct stat info;
   if (::stat(path.c_str(), &info) != 0) return OsError(errno, "cannot stat", path);
   const FileSignature file = SignatureOf(info);
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   models_[std::string(name)].versions.insert_or_assign(version, DescribeVersion(model, file));
   return version;
 }
@@ -673,12 +675,12 @@ absl::StatusOr<int64_t> ModelRegistry::Resolve(const ModelRef& ref) {
   RefreshIfStale();
   const absl::Time miss_time = absl::Now();
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     absl::StatusOr<int64_t> version = ResolveLocked(ref);
     if (!absl::IsNotFound(version.status())) return version;
   }
   RefreshAfterMiss(miss_time);
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   return ResolveLocked(ref);
 }
 
@@ -700,10 +702,10 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(absl::str
   for (bool rescanned = false;; rescanned = true) {
     absl::Time miss_time;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock lock(mu_);
       // One read per version: wait for a load of the same version in progress, then take its
       // result from the cache.
-      while (loading_.contains(key)) load_finished_.Wait(&mu_);
+      load_finished_.wait(lock, [&] { return !loading_.contains(key); });
       const auto cached = cache_.find(key);
       if (cached != cache_.end()) {
         ++stats_.hits;
@@ -726,9 +728,9 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRegistry::Load(absl::str
   absl::StatusOr<core::Model> model = ReadArtifact(path, options_.artifact_limits);
   std::shared_ptr<const LoadedModel> loaded;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     loading_.erase(key);
-    load_finished_.SignalAll();
+    load_finished_.notify_all();
     if (model.ok()) {
       ++stats_.loads;
       const int64_t parameter_bytes = ParameterBytes(*model);
@@ -809,7 +811,7 @@ absl::Status ModelRegistry::SetAlias(absl::string_view name, absl::string_view a
   // `loaded` keeps it alive until the alias file is written.
   ASSIGN_OR_RETURN(const std::shared_ptr<const LoadedModel> loaded, Load(name, version));
 
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   // Check on disk, not in the index: another replica may have deleted the version meanwhile.
   std::vector<RegistryProblem> ignored_problems;  // the scans report them
   ASSIGN_OR_RETURN(const ModelOnDisk listing,
@@ -826,7 +828,7 @@ absl::Status ModelRegistry::SetAlias(absl::string_view name, absl::string_view a
   }
   RETURN_IF_ERROR(MakeDirectory(AliasDirectory(name)));
   RETURN_IF_ERROR(core::WriteFileAtomically(AliasPath(name, alias), absl::StrCat(version, "\n")));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   models_[std::string(name)].aliases.insert_or_assign(std::string(alias), version);
   return absl::OkStatus();
 }
@@ -834,7 +836,7 @@ absl::Status ModelRegistry::SetAlias(absl::string_view name, absl::string_view a
 absl::Status ModelRegistry::RemoveAlias(absl::string_view name, absl::string_view alias) {
   RETURN_IF_ERROR(ValidateModelName(name, options_.max_name_length));
   RETURN_IF_ERROR(ValidateAliasName(alias, options_.max_name_length));
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   const std::string model_dir = ModelDirectory(name);
   ASSIGN_OR_RETURN(const bool model_exists, Exists(model_dir));
   if (!model_exists) return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
@@ -846,7 +848,7 @@ absl::Status ModelRegistry::RemoveAlias(absl::string_view name, absl::string_vie
     return OsError(errno, "cannot remove alias file", path);
   }
   const absl::Status synced = SyncDirectory(AliasDirectory(name));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   const auto model = models_.find(std::string(name));
   if (model != models_.end()) model->second.aliases.erase(std::string(alias));
   return synced;
@@ -858,7 +860,7 @@ absl::Status ModelRegistry::DeleteVersion(absl::string_view name, int64_t versio
     return absl::InvalidArgumentError(
         absl::StrCat("invalid version ", version, ": versions start at 1"));
   }
-  absl::MutexLock disk_lock(&disk_mutex_);
+  std::lock_guard disk_lock(disk_mutex_);
   const std::string model_dir = ModelDirectory(name);
   // The aliases on disk, not the index: one set by another replica a moment ago counts too.
   std::vector<RegistryProblem> ignored_problems;  // the scans report them
@@ -894,7 +896,7 @@ absl::Status ModelRegistry::DeleteVersion(absl::string_view name, int64_t versio
     return OsError(errno, "cannot remove", path);
   }
   const absl::Status synced = SyncDirectory(model_dir);
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   EraseFromCacheLocked(CacheKey(std::string(name), version));
   const auto model = models_.find(std::string(name));
   if (model != models_.end()) {
@@ -906,7 +908,7 @@ absl::Status ModelRegistry::DeleteVersion(absl::string_view name, int64_t versio
 
 std::vector<ModelSummary> ModelRegistry::ListModels() {
   RefreshIfStale();
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   std::vector<ModelSummary> summaries;
   summaries.reserve(models_.size());
   for (const auto& [name, entry] : models_) {
@@ -923,7 +925,7 @@ absl::StatusOr<ModelInfo> ModelRegistry::GetModel(absl::string_view name) {
   RETURN_IF_ERROR(ValidateModelName(name, options_.max_name_length));
   RefreshIfStale();
   const auto describe = [&]() -> absl::StatusOr<ModelInfo> {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     const auto model = models_.find(std::string(name));
     if (model == models_.end()) {
       return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
@@ -953,7 +955,7 @@ absl::StatusOr<ModelInfo> ModelRegistry::GetModel(absl::string_view name) {
 }
 
 std::vector<RegistryProblem> ModelRegistry::problems() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   std::vector<RegistryProblem> problems = scan_problems_;
   if (!scan_error_.ok())
     problems.push_back({absl::StrCat(root_, "/", kModelsDirectory), scan_error_});
@@ -968,7 +970,7 @@ std::vector<RegistryProblem> ModelRegistry::problems() const {
 }
 
 CacheStats ModelRegistry::stats() const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock lock(mu_);
   return stats_;
 }
 

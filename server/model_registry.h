@@ -54,12 +54,15 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,7 +71,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/artifact.h"
 #include "core/model_spec.h"
@@ -318,9 +320,9 @@ class ModelRegistry {
   // disk_mutex_ serializes this instance's changes to the directory and its scans, so that a scan
   // never replaces the index with a listing taken before this instance's own write. Held during
   // file I/O. Lookups TryLock it for the periodic rescan and wait for it only after a miss.
-  absl::Mutex disk_mutex_;
+  std::mutex disk_mutex_;
   // mu_ guards the index, the cache and the counters. Held briefly, without I/O.
-  mutable absl::Mutex mu_;
+  mutable std::shared_mutex mu_;
   std::map<std::string, ModelEntry> models_ ABSL_GUARDED_BY(mu_);
   std::vector<RegistryProblem> scan_problems_ ABSL_GUARDED_BY(mu_);  // from the last scan
   absl::Status scan_error_ ABSL_GUARDED_BY(mu_);  // why the last scan could not list models/
@@ -328,10 +330,10 @@ class ModelRegistry {
   std::map<CacheKey, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);
   std::list<CacheKey> lru_ ABSL_GUARDED_BY(mu_);     // front: most recently used
   std::set<CacheKey> loading_ ABSL_GUARDED_BY(mu_);  // versions being read by some Load
-  // Signalled when a version leaves loading_. Waiters re-check loading_ themselves (a CondVar, not
-  // Mutex::Await, whose condition absl may evaluate on the unlocking thread): simpler to check
-  // with ThreadSanitizer.
-  absl::CondVar load_finished_;
+  // Notified when a version leaves loading_; waiters re-check loading_ under mu_. (std:: mutexes,
+  // not Abseil's: Debian's Abseil is not built for ThreadSanitizer, which then reports every
+  // access under an absl::Mutex as a race.)
+  std::condition_variable_any load_finished_;
   CacheStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
