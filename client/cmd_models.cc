@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/format.h"
+#include "core/file_util.h"
 
 namespace recurrent::client {
 namespace {
@@ -172,17 +172,16 @@ int RunDelete(const Session& session, const ParsedArgs& args) {
 }
 
 int RunImport(const Session& session, const ParsedArgs& args) {
-  std::ifstream in(args.operands()[1], std::ios::binary);
-  if (!in) return UsageError(absl::StrCat("cannot read ", args.operands()[1]));
+  // The server refuses artifacts over --max_import_bytes (256 MiB by default); 2 GiB bounds
+  // what the client will hold in memory.
+  absl::StatusOr<std::string> artifact =
+      core::ReadFileBounded(args.operands()[1], int64_t{2} << 30, "artifact");
+  if (!artifact.ok()) return UsageError(std::string(artifact.status().message()));
   v1::ImportModelRequest request;
   request.set_name(args.operands()[0]);
-  request.set_artifact(std::string(std::istreambuf_iterator<char>(in), {}));
-  for (const std::string& label : args.GetAll("label")) {
-    const size_t equals = label.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      return UsageError(absl::StrCat("--label takes KEY=VALUE, not \"", label, "\""));
-    }
-    (*request.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
+  request.set_artifact(*std::move(artifact));
+  if (absl::Status labels = AddLabels(args, request.mutable_labels()); !labels.ok()) {
+    return UsageError(std::string(labels.message()));
   }
   v1::ModelVersionInfo info;
   const grpc::Status status = session.models().ImportModel(session.Context().get(), request, &info);

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "client/format.h"
 #include "client/plot.h"
 #include "client/rows.h"
+#include "core/file_util.h"
 
 namespace recurrent::client {
 namespace {
@@ -156,9 +156,10 @@ int RunStream(const Session& session, const ParsedArgs& args) {
   }
   v1::StepRequest open;
   if (args.Has("resume")) {
-    std::ifstream snapshot(args.Get("resume"), std::ios::binary);
-    if (!snapshot) return UsageError(absl::StrCat("cannot read ", args.Get("resume")));
-    open.mutable_open()->set_resume_from(std::string(std::istreambuf_iterator<char>(snapshot), {}));
+    absl::StatusOr<std::string> snapshot =
+        core::ReadFileBounded(args.Get("resume"), int64_t{256} << 20, "snapshot");
+    if (!snapshot.ok()) return UsageError(std::string(snapshot.status().message()));
+    open.mutable_open()->set_resume_from(*std::move(snapshot));
   } else {
     absl::StatusOr<v1::ModelRef> ref = ParseModelRef(args.Get("model"));
     if (!ref.ok()) return UsageError(std::string(ref.status().message()));

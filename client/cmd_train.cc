@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,7 +114,11 @@ const std::vector<OptionSpec>& CsvOptions() {
   return *options;
 }
 
-absl::Status FillData(const Session& session, const ParsedArgs& args, v1::DataSource* data) {
+// The data source from the flags. A CSV is not uploaded here: `csv` gets its format, and the
+// caller uploads it once the rest of the request is known to be well-formed. Every error is bad
+// usage.
+absl::Status FillData(const ParsedArgs& args, v1::DataSource* data,
+                      std::optional<v1::CsvFormat>* csv) {
   const int sources = args.Has("csv") + args.Has("dataset") + args.Has("generator");
   if (sources != 1) {
     return absl::InvalidArgumentError(
@@ -126,19 +131,7 @@ absl::Status FillData(const Session& session, const ParsedArgs& args, v1::DataSo
   if (args.Has("csv")) {
     absl::StatusOr<v1::CsvFormat> format = CsvFormatFromArgs(args, args.Get("csv"));
     if (!format.ok()) return format.status();
-    v1::DatasetInfo info;
-    const grpc::Status uploaded =
-        UploadCsv(session, args.Get("csv"), *format, args.Get("csv"), &info);
-    if (!uploaded.ok()) {
-      return absl::Status(
-          static_cast<absl::StatusCode>(uploaded.error_code()),
-          absl::StrCat("uploading ", args.Get("csv"), ": ", uploaded.error_message()));
-    }
-    if (!session.json()) {
-      std::fprintf(stderr, "uploaded %s: data set %s, %lld sequences\n", args.Get("csv").c_str(),
-                   info.id().c_str(), static_cast<long long>(info.sequences()));
-    }
-    data->set_dataset_id(info.id());
+    *csv = *std::move(format);
     return absl::OkStatus();
   }
   v1::GeneratorSpec* generator = data->mutable_generator();
@@ -298,22 +291,27 @@ int RunTrain(const Session& session, const ParsedArgs& args) {
       filled = from.status();
     }
   }
-  for (const std::string& label : args.GetAll("label")) {
-    const size_t equals = label.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      return UsageError(absl::StrCat("--label takes KEY=VALUE, not \"", label, "\""));
-    }
-    (*request.mutable_labels())[label.substr(0, equals)] = label.substr(equals + 1);
+  if (absl::Status labels = AddLabels(args, request.mutable_labels()); !labels.ok()) {
+    return UsageError(std::string(labels.message()));
   }
   if (!filled.ok()) return UsageError(std::string(filled.message()));
-  // Data last: a CSV is uploaded only once the rest of the request is known to be well-formed.
-  if (absl::Status data = FillData(session, args, request.mutable_data()); !data.ok()) {
-    if (data.code() == absl::StatusCode::kInvalidArgument &&
-        !absl::StrContains(data.message(), ":")) {
-      return UsageError(std::string(data.message()));
+  std::optional<v1::CsvFormat> csv;
+  if (absl::Status data = FillData(args, request.mutable_data(), &csv); !data.ok()) {
+    return UsageError(std::string(data.message()));
+  }
+  if (csv.has_value()) {  // uploaded last, once the rest of the request is well-formed
+    v1::DatasetInfo info;
+    const std::string path = args.Get("csv");
+    const grpc::Status uploaded = UploadCsv(session, path, *csv, path, &info);
+    if (!uploaded.ok()) {
+      return session.Fail(grpc::Status(
+          uploaded.error_code(), absl::StrCat("uploading ", path, ": ", uploaded.error_message())));
     }
-    return session.Fail(
-        grpc::Status(static_cast<grpc::StatusCode>(data.code()), std::string(data.message())));
+    if (!session.json()) {
+      std::fprintf(stderr, "uploaded %s: data set %s, %lld sequences\n", path.c_str(),
+                   info.id().c_str(), static_cast<long long>(info.sequences()));
+    }
+    request.mutable_data()->set_dataset_id(info.id());
   }
   v1::TrainResponse response;
   const grpc::Status status = session.training().Train(session.Context().get(), request, &response);

@@ -2,11 +2,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/file_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -56,11 +55,7 @@ const char* CodeName(grpc::StatusCode code) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --", flag, " ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return core::ReadFileBounded(path, int64_t{1} << 20, absl::StrCat("--", flag));
 }
 
 // Plaintext, or TLS (with a CA file, and a client certificate for mutual TLS).
@@ -147,6 +142,19 @@ void Session::PrintJson(const google::protobuf::Message& message) const {
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "recurrent: %s\n", message.c_str());
   return kExitUsage;
+}
+
+absl::Status AddLabels(const ParsedArgs& args,
+                       google::protobuf::Map<std::string, std::string>* labels) {
+  for (const std::string& label : args.GetAll("label")) {
+    const size_t equals = label.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--label takes KEY=VALUE, not \"", label, "\""));
+    }
+    (*labels)[label.substr(0, equals)] = label.substr(equals + 1);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ModelRef> ParseModelRef(const std::string& text) {

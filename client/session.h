@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/args.h"
+#include "google/protobuf/map.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -57,6 +58,10 @@ class Session {
 
 // Prints "recurrent: <message>" to stderr and returns kExitUsage: for bad flags and bad input.
 int UsageError(const std::string& message);
+
+// Every --label KEY=VALUE into `labels`; InvalidArgument for a malformed one.
+absl::Status AddLabels(const ParsedArgs& args,
+                       google::protobuf::Map<std::string, std::string>* labels);
 
 // "name", "name:3" (version 3) or "name@production" (an alias).
 absl::StatusOr<v1::ModelRef> ParseModelRef(const std::string& text);

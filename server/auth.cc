@@ -1,17 +1,18 @@
 #include "server/auth.h"
 
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/file_util.h"
 
 namespace recurrent::server {
 namespace {
 
 constexpr size_t kMinTokenLength = 16;
+constexpr int64_t kMaxTokenFileBytes = int64_t{1} << 20;
 constexpr absl::string_view kBearer = "Bearer ";
 
 // Equal in time that depends only on the lengths, never on where the bytes differ.
@@ -30,11 +31,10 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 
 absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromFile(
     const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --auth_tokens_file ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> parsed = FromText(text.str());
+  absl::StatusOr<std::string> text =
+      core::ReadFileBounded(path, kMaxTokenFileBytes, "--auth_tokens_file");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> parsed = FromText(*text);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.status().message()));
   }

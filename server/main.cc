@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/file_util.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -99,12 +100,11 @@ ABSL_FLAG(std::string, role, "all",
 namespace recurrent::server {
 namespace {
 
+// PEM files are a few kilobytes; the bound keeps a wrong path (a device, a huge file) harmless.
+constexpr int64_t kMaxPemBytes = int64_t{1} << 20;
+
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read --", flag, "=", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return core::ReadFileBounded(path, kMaxPemBytes, absl::StrCat("--", flag));
 }
 
 // TLS (and mutual TLS) from the --tls_* flags, or plaintext when none is set.

@@ -85,15 +85,13 @@ void StepBatcher::StepAsync(const float* input, float* state, float* output, Ste
     return;
   }
   // This step completes a batch: run it on this thread, without a hop to the worker.
-  RunBatchesLocked(lock, /*run_partial=*/false);
+  RunBatchesLocked(lock);
 }
 
-void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool run_partial) {
+void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock) {
   running_ = true;
   running_here = this;
-  bool first = true;
-  while (first ? (run_partial ? !queue_.empty() : BatchReadyLocked()) : BatchReadyLocked()) {
-    first = false;
+  do {
     const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
     batch_.assign(std::make_move_iterator(queue_.begin()),
                   std::make_move_iterator(queue_.begin() + take));
@@ -101,7 +99,7 @@ void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool run_
     lock.unlock();
     RunBatch();
     lock.lock();
-  }
+  } while (BatchReadyLocked());
   running_here = nullptr;
   running_ = false;
   // A partial batch left: the worker waits for the rest. (Only then: waking the idle worker
@@ -137,7 +135,7 @@ void StepBatcher::WorkerLoop() {
                      [&] { return running_ || queue_.empty() || BatchReadyLocked(); });
     if (running_ || queue_.empty()) continue;
     // Ready, or the wait ran out: run what is queued.
-    RunBatchesLocked(lock, /*run_partial=*/true);
+    RunBatchesLocked(lock);
   }
 }
 

@@ -86,9 +86,9 @@ class StepBatcher {
   void WorkerLoop();
   // Whether the queue holds a batch that should run now. Needs mutex_.
   bool BatchReadyLocked() const;
-  // Runs batches on this thread while one is ready (the first one even if partial, with
-  // `run_partial`); `lock` holds mutex_ on entry and exit.
-  void RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool run_partial);
+  // Runs the queued steps on this thread as a batch (the queue must not be empty; the first batch
+  // may be partial), then more while a batch is ready; `lock` holds mutex_ on entry and exit.
+  void RunBatchesLocked(std::unique_lock<std::mutex>& lock);
   // Runs batch_ through the engine and calls its callbacks; only while running_.
   void RunBatch();
 

@@ -34,13 +34,6 @@ std::string Quote(const std::string& arg) {
   return quoted + "'";
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 template <typename Message>
 Message ParseJson(const std::string& json) {
   Message message;

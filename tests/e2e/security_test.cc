@@ -16,13 +16,6 @@
 namespace recurrent::e2e {
 namespace {
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -106,6 +108,14 @@ class Server {
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// The whole file at `path` ("" if unreadable): a test's view of a command's output.
+inline std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 // GET http://127.0.0.1:port/metrics with a plain socket; the response body.
 inline std::string Scrape(int port) {

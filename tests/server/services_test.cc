@@ -535,20 +535,6 @@ TEST_F(ServicesTest, ACancelledStreamIsFreedAtOnce) {
   EXPECT_TRUE(AllStreamsFreed(*inference_));
 }
 
-TEST_F(ServicesTest, APredictPastItsDeadlineIsDeadlineExceeded) {
-  RegisterGru("tagger");
-  v1::PredictRequest request;
-  request.mutable_model()->set_name("tagger");
-  v1::InputSequence* sequence = request.add_sequences();
-  sequence->set_steps(2);
-  for (int v = 0; v < 4; ++v) sequence->add_values(0.5f);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() - std::chrono::milliseconds(1));
-  v1::PredictResponse response;
-  EXPECT_EQ(inference_stub_->Predict(&context, request, &response).error_code(),
-            grpc::StatusCode::DEADLINE_EXCEEDED);
-}
-
 TEST_F(ServicesTest, DrainingEndsOpenStreamsWithUnavailableAndRefusesNewOnes) {
   RegisterGru("tagger");
   StepSession session(*inference_stub_);
