@@ -42,6 +42,7 @@ std::string SpecSummary(const v1::ModelSpec& spec) {
 std::string AliasList(const google::protobuf::Map<std::string, int64_t>& aliases) {
   std::map<std::string, int64_t> sorted(aliases.begin(), aliases.end());
   std::vector<std::string> parts;
+  parts.reserve(sorted.size());
   for (const auto& [alias, version] : sorted) parts.push_back(absl::StrCat(alias, "->", version));
   return parts.empty() ? "-" : absl::StrJoin(parts, " ");
 }

@@ -43,7 +43,7 @@ int Main(int argc, char** argv) {
   // Global options may come before the command: set them aside to find the command words.
   std::vector<std::string> leading;
   size_t i = 0;
-  while (i < args.size() && args[i].rfind("-", 0) == 0) {
+  while (i < args.size() && args[i].rfind('-', 0) == 0) {
     const std::string& arg = args[i];
     leading.push_back(arg);
     bool takes_value = false;
@@ -85,7 +85,7 @@ int Main(int argc, char** argv) {
       return UsageError(absl::StrCat("unknown command \"", args[i], "\"; see recurrent --help"));
     }
     const bool asks_help = i + 1 < args.size() && (args[i + 1] == "--help" || args[i + 1] == "-h");
-    if (i + 1 < args.size() && args[i + 1].rfind("-", 0) != 0) {
+    if (i + 1 < args.size() && args[i + 1].rfind('-', 0) != 0) {
       return UsageError(absl::StrCat("unknown command \"", args[i], " ", args[i + 1],
                                      "\"; see recurrent ", args[i], " --help"));
     }

@@ -21,7 +21,7 @@ std::vector<std::vector<int64_t>> PlanEpoch(const Dataset& dataset,
                                             bool allow_padding, bool shuffle, uint64_t seed,
                                             int64_t epoch) {
   std::vector<int64_t> order = members;
-  Random random(HashToU64(seed, static_cast<uint64_t>(epoch), /*stream=*/0x0e0c));
+  Random random(HashToU64(seed, static_cast<uint64_t>(epoch), /*b=*/0x0e0c));
   if (shuffle) random.Shuffle(order);
   const auto length = [&](int64_t index) { return dataset.sequences[index].length; };
 

@@ -40,7 +40,7 @@ absl::Status CheckFiniteOption(absl::string_view what, double value) {
 }
 
 // Windows a one-column series; empty column lists default to that column.
-absl::StatusOr<Dataset> WindowSeries(std::vector<float> series, const std::string& column,
+absl::StatusOr<Dataset> WindowSeries(const std::vector<float>& series, const std::string& column,
                                      WindowOptions window, const DatasetLimits& limits) {
   if (window.feature_columns.empty()) window.feature_columns = {column};
   if (window.target_columns.empty()) window.target_columns = {column};

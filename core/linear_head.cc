@@ -18,8 +18,15 @@ constexpr int kLanes = 16;
 //
 // The clones are picked by an ifunc resolver that runs while the dynamic loader relocates the
 // binary, before a sanitizer runtime is up; ThreadSanitizer instruments that resolver and
-// crashes at startup, so sanitizer builds use the one portable version.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(RECURRENT_TSAN)
+// crashes at startup, so sanitizer builds use the one portable version. (GCC announces
+// sanitizers with __SANITIZE_*__ macros, clang 14 only through __has_feature.)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RECURRENT_SANITIZER_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(RECURRENT_TSAN) || \
+    defined(RECURRENT_SANITIZER_BUILD)
 #define RECURRENT_DOT_CLONES
 #else
 #define RECURRENT_DOT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

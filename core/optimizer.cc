@@ -220,17 +220,17 @@ std::vector<std::string> OptimizerSlotNames(const OptimizerOptions& o) {
   std::vector<std::string> names;
   switch (o.kind) {
     case OptimizerKind::kSgd:
-      if (o.momentum != 0) names.push_back(kMomentumBufferSlot);
+      if (o.momentum != 0) names.emplace_back(kMomentumBufferSlot);
       break;
     case OptimizerKind::kAdam:
     case OptimizerKind::kAdamW:
       names = {kExpAvgSlot, kExpAvgSqSlot};
-      if (o.amsgrad) names.push_back(kMaxExpAvgSqSlot);
+      if (o.amsgrad) names.emplace_back(kMaxExpAvgSqSlot);
       break;
     case OptimizerKind::kRmsprop:
-      names.push_back(kSquareAvgSlot);
-      if (o.momentum > 0) names.push_back(kMomentumBufferSlot);
-      if (o.rmsprop_centered) names.push_back(kGradAvgSlot);
+      names.emplace_back(kSquareAvgSlot);
+      if (o.momentum > 0) names.emplace_back(kMomentumBufferSlot);
+      if (o.rmsprop_centered) names.emplace_back(kGradAvgSlot);
       break;
   }
   std::sort(names.begin(), names.end());

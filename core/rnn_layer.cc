@@ -89,6 +89,7 @@ void SetHandle(memory& mem, const void* data) {
 // its std::unordered_map into a fresh vector on every call.
 std::vector<dnnl_exec_arg_t> FlattenArgs(const std::unordered_map<int, memory>& args) {
   std::vector<dnnl_exec_arg_t> flat;
+  flat.reserve(args.size());
   for (const auto& [arg, mem] : args) flat.push_back({arg, mem.get()});
   return flat;
 }

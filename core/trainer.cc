@@ -149,7 +149,7 @@ class TrainingRun {
     ASSIGN_OR_RETURN(optimizer_, Optimizer::Create(options_.optimizer, parameters_));
     ASSIGN_OR_RETURN(LrSchedule schedule,
                      LrSchedule::Create(options_.schedule, options_.optimizer.learning_rate));
-    schedule_ = std::make_unique<LrSchedule>(std::move(schedule));
+    schedule_ = std::make_unique<LrSchedule>(schedule);
     if (resumed != nullptr) {
       RETURN_IF_ERROR(optimizer_->RestoreState(resumed->optimizer));
       const ScheduleSnapshot& s = resumed->schedule;

@@ -25,6 +25,11 @@ dev_packages=(
   prometheus yamllint python3-yaml
   # certificates made at test time for the TLS tests (tests/e2e/security_test.cc)
   openssl
+  # the sanitizer and fuzzing build (clang: libFuzzer; omp.h for -fopenmp=libgomp) and
+  # clang-tidy (scripts/tidy.sh)
+  clang-14 libclang-rt-14-dev libomp-14-dev clang-tidy-14
+  # llvm-symbolizer: file and line in sanitizer reports
+  llvm-14
 )
 packages=("${build_packages[@]}")
 if [[ "${1:-}" != "--build-only" ]]; then packages+=("${dev_packages[@]}"); fi

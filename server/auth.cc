@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -74,6 +75,36 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromText
   return std::unique_ptr<TokenAuthenticator>(new TokenAuthenticator(std::move(entries)));
 }
 
+int TokenAuthenticator::TokenIndex(const grpc::ServerContextBase& context) const {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) return -1;
+  absl::string_view value(found->second.data(), found->second.size());
+  if (!absl::ConsumePrefix(&value, kBearer)) return -1;
+  // Every token is compared, whatever matched, so the time taken says nothing about them.
+  int matched = -1;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (ConstantTimeEquals(value, entries_[i].token)) matched = static_cast<int>(i);
+  }
+  return matched;
+}
+
+std::string ClientKey(const TokenAuthenticator* auth, const grpc::ServerContextBase& context) {
+  if (auth != nullptr) {
+    if (const int index = auth->TokenIndex(context); index >= 0) {
+      return absl::StrCat("token ", index);
+    }
+  }
+  // "ipv4:10.0.0.7:51234" or "ipv6:[::1]:51234": drop the port, which changes per connection.
+  std::string peer = context.peer();
+  if (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:")) {
+    if (const size_t colon = peer.rfind(':'); colon != std::string::npos && colon > 5) {
+      peer.resize(colon);
+    }
+  }
+  return peer;
+}
+
 grpc::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context, Role needed) const {
   const auto& metadata = context.client_metadata();
   const auto found = metadata.find("authorization");
@@ -86,15 +117,11 @@ grpc::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context, R
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "the authorization metadata must be \"Bearer TOKEN\"");
   }
-  // Every token is compared, whatever matched, so the time taken says nothing about them.
-  int matched_role = -1;
-  for (const Entry& entry : entries_) {
-    if (ConstantTimeEquals(value, entry.token)) matched_role = static_cast<int>(entry.role);
-  }
-  if (matched_role < 0) {
+  const int index = TokenIndex(context);
+  if (index < 0) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
   }
-  if (matched_role < static_cast<int>(needed)) {
+  if (static_cast<int>(entries_[index].role) < static_cast<int>(needed)) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "this call needs the admin role; the token has the predict role");
   }

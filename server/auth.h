@@ -33,6 +33,8 @@ class TokenAuthenticator {
   static absl::StatusOr<std::unique_ptr<TokenAuthenticator>> FromText(const std::string& text);
 
   grpc::Status Check(const grpc::ServerContextBase& context, Role needed) const;
+  // The 0-based line index of the token the call carries among the file's tokens, or -1.
+  int TokenIndex(const grpc::ServerContextBase& context) const;
 
  private:
   struct Entry {
@@ -48,6 +50,12 @@ inline grpc::Status Authorize(const TokenAuthenticator* auth,
                               const grpc::ServerContextBase& context, Role needed) {
   return auth == nullptr ? grpc::Status::OK : auth->Check(context, needed);
 }
+
+// Who is calling, for per-client limits: "token N" (N: the token's index in the file) when
+// tokens are on and the call carries a known one; otherwise the peer's address without its port
+// ("ipv4:10.0.0.7", "ipv6:[::1]"). Behind a proxy that does not keep client addresses every
+// client shares the proxy's address, which is one reason to turn tokens on.
+std::string ClientKey(const TokenAuthenticator* auth, const grpc::ServerContextBase& context);
 
 }  // namespace recurrent::server
 

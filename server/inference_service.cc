@@ -1,13 +1,14 @@
 #include "server/inference_service.h"
 
-#include <cmath>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/normalization.h"
 #include "server/grpc_status.h"
 #include "server/proto_conversions.h"
+#include "server/request_validation.h"
 
 namespace recurrent::server {
 namespace {
@@ -16,15 +17,11 @@ namespace {
 // this are freed.
 constexpr size_t kMaxIdleNetworksPerModel = 8;
 
-grpc::Status Invalid(absl::string_view message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
-}
-
 }  // namespace
 
 InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
                                            ServerMetrics* metrics)
-    : registry_(registry), limits_(limits), metrics_(metrics) {
+    : registry_(registry), limits_(std::move(limits)), metrics_(metrics) {
   if (limits_.stream_idle_ttl > absl::ZeroDuration()) {
     janitor_ = std::thread([this] { JanitorLoop(); });
   }
@@ -39,7 +36,8 @@ InferenceServiceImpl::~InferenceServiceImpl() {
   if (janitor_.joinable()) janitor_.join();
 }
 
-absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session) {
+absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session,
+                                                           std::string client) {
   std::lock_guard lock(sessions_mutex_);
   if (draining_) {
     return absl::UnavailableError(
@@ -49,9 +47,23 @@ absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session)
     return absl::ResourceExhaustedError(absl::StrCat(
         "too many open streams (--max_streams=", limits_.max_streams, "); retry later"));
   }
+  int64_t& of_client = streams_per_client_[client];
+  if (limits_.max_streams_per_client > 0 && of_client >= limits_.max_streams_per_client) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many open streams from this client (", client, ", --max_streams_per_client=",
+        limits_.max_streams_per_client, "); close some, or retry later"));
+  }
+  ++of_client;
   const int64_t id = next_session_++;
-  sessions_.emplace(id, Session{session, absl::Now()});
+  sessions_.emplace(id, Session{session, absl::Now(), std::move(client)});
   return id;
+}
+
+int64_t InferenceServiceImpl::idle_networks() {
+  std::lock_guard lock(pool_mutex_);
+  int64_t count = 0;
+  for (const auto& [key, idle] : idle_) count += static_cast<int64_t>(idle.networks.size());
+  return count;
 }
 
 int64_t InferenceServiceImpl::open_streams() {
@@ -86,7 +98,14 @@ void InferenceServiceImpl::TouchSession(int64_t id) {
 void InferenceServiceImpl::UnregisterSession(int64_t id) {
   {
     std::lock_guard lock(sessions_mutex_);
-    sessions_.erase(id);
+    const auto it = sessions_.find(id);
+    if (it != sessions_.end()) {
+      const auto count = streams_per_client_.find(it->second.client);
+      if (count != streams_per_client_.end() && --count->second == 0) {
+        streams_per_client_.erase(count);
+      }
+      sessions_.erase(it);
+    }
   }
   session_ended_.notify_all();
 }
@@ -121,9 +140,12 @@ absl::StatusOr<std::unique_ptr<core::Network>> InferenceServiceImpl::Acquire(
   {
     std::lock_guard lock(pool_mutex_);
     auto it = idle_.find({model.name, model.version});
-    if (it != idle_.end() && !it->second.empty()) {
-      std::unique_ptr<core::Network> network = std::move(it->second.back());
-      it->second.pop_back();
+    // Only networks made for this very LoadedModel: a version deleted and loaded again (an
+    // import may reuse nothing else, but the registry may reload it) starts a fresh pool.
+    if (it != idle_.end() && it->second.model.lock().get() == &model &&
+        !it->second.networks.empty()) {
+      std::unique_ptr<core::Network> network = std::move(it->second.networks.back());
+      it->second.networks.pop_back();
       return network;
     }
   }
@@ -132,11 +154,14 @@ absl::StatusOr<std::unique_ptr<core::Network>> InferenceServiceImpl::Acquire(
   return core::Network::Create(model.model.spec, model.model.parameters, options);
 }
 
-void InferenceServiceImpl::Release(const LoadedModel& model,
+void InferenceServiceImpl::Release(const std::shared_ptr<const LoadedModel>& model,
                                    std::unique_ptr<core::Network> network) {
   std::lock_guard lock(pool_mutex_);
-  std::vector<std::unique_ptr<core::Network>>& idle = idle_[{model.name, model.version}];
-  if (idle.size() < kMaxIdleNetworksPerModel) idle.push_back(std::move(network));
+  // Drop the pools of versions the registry no longer holds (deleted, or evicted from its cache).
+  std::erase_if(idle_, [](const auto& entry) { return entry.second.model.expired(); });
+  IdleNetworks& idle = idle_[{model->name, model->version}];
+  if (idle.model.lock() != model) idle = IdleNetworks{model, {}};
+  if (idle.networks.size() < kMaxIdleNetworksPerModel) idle.networks.push_back(std::move(network));
 }
 
 grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
@@ -148,35 +173,13 @@ grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
   if (!loaded.ok()) return ToGrpcStatus(loaded.status());
   const LoadedModel& model = **loaded;
   const core::ModelSpec& spec = model.model.spec;
+  if (absl::Status valid = ValidatePredictRequest(
+          *request, spec,
+          PredictLimits{limits_.max_sequences, limits_.max_steps, limits_.max_values});
+      !valid.ok()) {
+    return ToGrpcStatus(valid);
+  }
   const int64_t count = request->sequences_size();
-  if (count == 0) return Invalid("sequences is empty: send at least one sequence");
-  if (count > limits_.max_sequences) {
-    return Invalid(
-        absl::StrCat(count, " sequences, over --max_predict_sequences=", limits_.max_sequences));
-  }
-  int64_t total_values = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    const v1::InputSequence& sequence = request->sequences(static_cast<int>(i));
-    if (sequence.steps() < 1 || sequence.steps() > limits_.max_steps) {
-      return Invalid(absl::StrCat("sequences[", i, "].steps is ", sequence.steps(),
-                                  "; it must be in [1, ", limits_.max_steps, "]"));
-    }
-    if (sequence.values_size() != sequence.steps() * spec.input_size) {
-      return Invalid(absl::StrCat("sequences[", i, "] has ", sequence.values_size(), " values; ",
-                                  sequence.steps(), " steps of the model's ", spec.input_size,
-                                  " inputs need ", sequence.steps() * spec.input_size));
-    }
-    for (int v = 0; v < sequence.values_size(); ++v) {
-      if (!std::isfinite(sequence.values(v))) {
-        return Invalid(absl::StrCat("sequences[", i, "] value ", v, " is not finite"));
-      }
-    }
-    total_values += sequence.values_size();
-    if (total_values > limits_.max_values) {
-      return Invalid(absl::StrCat("the request holds more than --max_predict_values=",
-                                  limits_.max_values, " input values"));
-    }
-  }
 
   absl::StatusOr<std::unique_ptr<core::Network>> network = Acquire(model);
   if (!network.ok()) return ToGrpcStatus(network.status());
@@ -233,7 +236,7 @@ grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
       }
     }
   }
-  Release(model, *std::move(network));
+  Release(*loaded, *std::move(network));
   if (!status.ok()) return status;
   response->set_model_name(model.name);
   response->set_model_version(model.version);
@@ -243,6 +246,8 @@ grpc::Status InferenceServiceImpl::Predict(grpc::ServerContext* context,
 absl::StatusOr<std::shared_ptr<StepBatcher>> InferenceServiceImpl::BatcherFor(
     std::shared_ptr<const LoadedModel> model) {
   std::lock_guard lock(batchers_mutex_);
+  // Forget the batchers whose streams have all ended (a deleted version's would stay forever).
+  std::erase_if(batchers_, [](const auto& entry) { return entry.second.expired(); });
   std::weak_ptr<StepBatcher>& slot = batchers_[{model->name, model->version}];
   if (std::shared_ptr<StepBatcher> existing = slot.lock()) return existing;
   absl::StatusOr<std::unique_ptr<StepBatcher>> created =

@@ -37,8 +37,11 @@ struct InferenceLimits {
   int64_t max_values = int64_t{1} << 26;  // inputs in one request (256 MiB of floats)
   int threads = 1;                        // OpenMP threads per engine call
   int64_t max_streams = 1024;             // open StepPredict sessions; more: RESOURCE_EXHAUSTED
-  int64_t max_steps_per_message = 1024;   // timesteps in one StepInput
-  StepBatcherOptions batching;            // StepPredict batching: max batch and wait
+  // Open sessions of one client (server/auth.h ClientKey: its token, else its address), so that
+  // one client cannot take every slot; 0: no per-client limit.
+  int64_t max_streams_per_client = 256;
+  int64_t max_steps_per_message = 1024;  // timesteps in one StepInput
+  StepBatcherOptions batching;           // StepPredict batching: max batch and wait
   // A session that sends nothing for this long is cancelled (its state freed) and counted in
   // recurrent_stream_evictions_total; 0 disables the check.
   absl::Duration stream_idle_ttl = absl::Minutes(10);
@@ -58,6 +61,8 @@ class InferenceServiceImpl final
   int64_t idle_evictions() const { return idle_evictions_.load(); }
   // StepPredict streams whose state is held right now.
   int64_t open_streams();
+  // Networks idle in the Predict pools, over every model version.
+  int64_t idle_networks();
 
   // Shutdown: refuses new streams with UNAVAILABLE, waits up to `grace` for the open ones to end
   // on their own, then ends the rest with UNAVAILABLE (their clients reconnect elsewhere, resuming
@@ -75,7 +80,15 @@ class InferenceServiceImpl final
   using PoolKey = std::pair<std::string, int64_t>;  // (model name, version)
   // Borrows an idle network for the model (creating one if none is idle); Release gives it back.
   absl::StatusOr<std::unique_ptr<core::Network>> Acquire(const LoadedModel& model);
-  void Release(const LoadedModel& model, std::unique_ptr<core::Network> network);
+  void Release(const std::shared_ptr<const LoadedModel>& model,
+               std::unique_ptr<core::Network> network);
+  // Idle networks of one loaded model version. They live only as long as the registry keeps that
+  // version loaded: a deleted or evicted version's networks (each a copy of its weights plus its
+  // cached primitives) are dropped on the next Release, not kept forever.
+  struct IdleNetworks {
+    std::weak_ptr<const LoadedModel> model;
+    std::vector<std::unique_ptr<core::Network>> networks;
+  };
 
   // The batcher of a model version, created on first use and kept while the version is in use.
   absl::StatusOr<std::shared_ptr<StepBatcher>> BatcherFor(std::shared_ptr<const LoadedModel> model);
@@ -84,10 +97,11 @@ class InferenceServiceImpl final
   struct Session {
     StepSession* session;
     absl::Time last_activity;
+    std::string client;  // ClientKey
   };
-  // Enters a new stream in the session table and returns its id; RESOURCE_EXHAUSTED over
-  // --max_streams, UNAVAILABLE while draining.
-  absl::StatusOr<int64_t> AdmitSession(StepSession* session);
+  // Enters a new stream of `client` in the session table and returns its id; RESOURCE_EXHAUSTED
+  // over --max_streams or --max_streams_per_client, UNAVAILABLE while draining.
+  absl::StatusOr<int64_t> AdmitSession(StepSession* session, std::string client);
   void TouchSession(int64_t id);
   void UnregisterSession(int64_t id);
   void JanitorLoop();
@@ -98,16 +112,17 @@ class InferenceServiceImpl final
   std::mutex sessions_mutex_;
   std::condition_variable janitor_wake_;
   std::condition_variable session_ended_;
-  std::map<int64_t, Session> sessions_;  // guarded by sessions_mutex_
-  int64_t next_session_ = 0;             // guarded by sessions_mutex_
-  bool stopping_ = false;                // guarded by sessions_mutex_
-  bool draining_ = false;                // guarded by sessions_mutex_
+  std::map<int64_t, Session> sessions_;                // guarded by sessions_mutex_
+  std::map<std::string, int64_t> streams_per_client_;  // open sessions; guarded by sessions_mutex_
+  int64_t next_session_ = 0;                           // guarded by sessions_mutex_
+  bool stopping_ = false;                              // guarded by sessions_mutex_
+  bool draining_ = false;                              // guarded by sessions_mutex_
   std::atomic<int64_t> idle_evictions_{0};
   std::thread janitor_;
   std::mutex batchers_mutex_;
   std::map<PoolKey, std::weak_ptr<StepBatcher>> batchers_;  // guarded by batchers_mutex_
   std::mutex pool_mutex_;
-  std::map<PoolKey, std::vector<std::unique_ptr<core::Network>>> idle_;  // guarded by pool_mutex_
+  std::map<PoolKey, IdleNetworks> idle_;  // guarded by pool_mutex_
   const TokenAuthenticator* auth_ = nullptr;
 };
 

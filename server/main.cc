@@ -67,6 +67,9 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
 ABSL_FLAG(int64_t, max_predict_sequences, 4096, "Sequences in one Predict request.");
 ABSL_FLAG(int64_t, max_predict_steps, 100000, "Steps of one sequence in Predict.");
 ABSL_FLAG(int64_t, max_streams, 1024, "Open StepPredict sessions; more are RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_streams_per_client, 256,
+          "Open StepPredict sessions of one client (its token when --auth_tokens_file is set, "
+          "else its IP address); more are RESOURCE_EXHAUSTED. 0: no per-client limit.");
 ABSL_FLAG(int64_t, max_steps_per_message, 1024, "Timesteps in one StepPredict message.");
 ABSL_FLAG(int64_t, step_max_batch, 64, "Most stream steps one engine Step call batches.");
 ABSL_FLAG(int64_t, step_max_wait_us, 200,
@@ -195,6 +198,7 @@ int Serve() {
   inference_limits.max_steps = absl::GetFlag(FLAGS_max_predict_steps);
   inference_limits.threads = absl::GetFlag(FLAGS_inference_threads);
   inference_limits.max_streams = absl::GetFlag(FLAGS_max_streams);
+  inference_limits.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   inference_limits.max_steps_per_message = absl::GetFlag(FLAGS_max_steps_per_message);
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));

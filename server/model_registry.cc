@@ -606,7 +606,7 @@ absl::StatusOr<int64_t> ModelRegistry::Register(absl::string_view name, const co
     claimed = true;
   }
   ::unlink(temp_path.c_str());
-  RETURN_IF_ERROR(status);
+  if (!status.ok()) return status;
   if (!claimed) {
     return absl::AbortedError(absl::StrCat("cannot claim a version number for model \"", name,
                                            "\": ", kMaxClaimAttempts,
@@ -847,7 +847,7 @@ absl::Status ModelRegistry::RemoveAlias(absl::string_view name, absl::string_vie
     }
     return OsError(errno, "cannot remove alias file", path);
   }
-  const absl::Status synced = SyncDirectory(AliasDirectory(name));
+  absl::Status synced = SyncDirectory(AliasDirectory(name));
   std::unique_lock lock(mu_);
   const auto model = models_.find(std::string(name));
   if (model != models_.end()) model->second.aliases.erase(std::string(alias));
@@ -868,7 +868,7 @@ absl::Status ModelRegistry::DeleteVersion(absl::string_view name, int64_t versio
   if (absl::IsNotFound(listing.status())) {
     return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
   }
-  RETURN_IF_ERROR(listing.status());
+  if (!listing.ok()) return listing.status();
   std::vector<std::string> aliases;
   for (const auto& [alias, target] : listing->aliases) {
     if (target == version) aliases.push_back(alias);
@@ -895,7 +895,7 @@ absl::Status ModelRegistry::DeleteVersion(absl::string_view name, int64_t versio
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return OsError(errno, "cannot remove", path);
   }
-  const absl::Status synced = SyncDirectory(model_dir);
+  absl::Status synced = SyncDirectory(model_dir);
   std::unique_lock lock(mu_);
   EraseFromCacheLocked(CacheKey(std::string(name), version));
   const auto model = models_.find(std::string(name));

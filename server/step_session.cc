@@ -1,22 +1,21 @@
 #include "server/step_session.h"
 
-#include <cmath>
 #include <cstring>
 #include <string>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "core/normalization.h"
 #include "server/grpc_status.h"
 #include "server/inference_service.h"
 #include "server/proto_conversions.h"
+#include "server/request_validation.h"
 #include "server/stream_snapshot.h"
 
 namespace recurrent::server {
 namespace {
 
-grpc::Status Invalid(std::string message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
+grpc::Status Invalid(const std::string& message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
 }  // namespace
@@ -28,7 +27,8 @@ StepSession::StepSession(InferenceServiceImpl* service, grpc::CallbackServerCont
     FinishLocked(std::move(denied));
     return;
   }
-  absl::StatusOr<int64_t> admitted = service_->AdmitSession(this);
+  absl::StatusOr<int64_t> admitted =
+      service_->AdmitSession(this, ClientKey(service_->auth_, *context));
   std::lock_guard lock(mutex_);
   if (!admitted.ok()) {
     FinishLocked(ToGrpcStatus(admitted.status()));
@@ -87,14 +87,12 @@ void StepSession::OnDone() {
 }
 
 grpc::Status StepSession::Open() {
-  if (!request_.has_open()) {
-    return Invalid("the first StepPredict message must be `open` (a model, or a snapshot)");
-  }
+  if (absl::Status valid = ValidateOpenRequest(request_); !valid.ok()) return ToGrpcStatus(valid);
   ModelRef ref = ModelRefFromProto(request_.open().model());
   std::optional<StreamState> resumed;
   if (!request_.open().resume_from().empty()) {
     absl::StatusOr<StreamState> decoded =
-        DecodeSnapshot(request_.open().resume_from(), int64_t{1} << 26);
+        DecodeSnapshot(request_.open().resume_from(), kMaxSnapshotStateFloats);
     if (!decoded.ok()) return ToGrpcStatus(decoded.status());
     resumed = *std::move(decoded);
     ref = ModelRef{resumed->model_name, resumed->model_version, ""};
@@ -105,8 +103,10 @@ grpc::Status StepSession::Open() {
   if (!batcher.ok()) return ToGrpcStatus(batcher.status());
   state_.assign((*batcher)->state_size(), 0.0f);
   if (resumed.has_value()) {
-    if (static_cast<int64_t>(resumed->state.size()) != (*batcher)->state_size()) {
-      return Invalid("resume_from holds a state of the wrong size for its model");
+    if (absl::Status valid = ValidateResumedState(static_cast<int64_t>(resumed->state.size()),
+                                                  (*batcher)->state_size());
+        !valid.ok()) {
+      return ToGrpcStatus(valid);
     }
     state_ = std::move(resumed->state);
     steps_taken_ = resumed->steps_taken;
@@ -136,22 +136,9 @@ void StepSession::Handle() {
   switch (request_.kind_case()) {
     case v1::StepRequest::kStep: {
       const v1::StepInput& step = request_.step();
-      if (step.steps() < 1 || step.steps() > max_steps) {
-        End(Invalid(absl::StrCat("step.steps is ", step.steps(), "; it must be in [1, ", max_steps,
-                                 "] (--max_steps_per_message)")));
+      if (absl::Status valid = ValidateStepInput(step, spec, max_steps); !valid.ok()) {
+        End(ToGrpcStatus(valid));
         return;
-      }
-      if (step.values_size() != step.steps() * spec.input_size) {
-        End(Invalid(absl::StrCat("step has ", step.values_size(), " values; ", step.steps(),
-                                 " steps of ", spec.input_size, " inputs need ",
-                                 step.steps() * spec.input_size)));
-        return;
-      }
-      for (int v = 0; v < step.values_size(); ++v) {
-        if (!std::isfinite(step.values(v))) {
-          End(Invalid(absl::StrCat("step value ", v, " is not finite")));
-          return;
-        }
       }
       v1::StepOutput* out = response_.mutable_output();
       out->set_steps(step.steps());
@@ -189,10 +176,10 @@ void StepSession::SubmitStep(int64_t t) {
   std::memcpy(input_.data(), request_.step().values().data() + t * in, sizeof(float) * in);
   core::NormalizeInputs(model_->model.normalization, input_.data(), 1);
   batcher_->StepAsync(input_.data(), state_.data(), output_.data(),
-                      [this, t](absl::Status status) { OnStepDone(t, std::move(status)); });
+                      [this, t](const absl::Status& status) { OnStepDone(t, status); });
 }
 
-void StepSession::OnStepDone(int64_t t, absl::Status status) {
+void StepSession::OnStepDone(int64_t t, const absl::Status& status) {
   if (status.ok()) {
     core::DenormalizeOutputs(model_->model.normalization, output_.data(), 1);
     response_.mutable_output()->mutable_values()->Add(output_.begin(), output_.end());

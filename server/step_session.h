@@ -48,7 +48,7 @@ class StepSession final : public grpc::ServerBidiReactor<v1::StepRequest, v1::St
   void Handle();
   // Submits timestep `t` of the current step message to the batcher.
   void SubmitStep(int64_t t);
-  void OnStepDone(int64_t t, absl::Status status);
+  void OnStepDone(int64_t t, const absl::Status& status);
 
   void StartReadLocked();
   void StartWriteLocked();

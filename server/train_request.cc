@@ -188,6 +188,14 @@ absl::StatusOr<core::Dataset> DatasetFromSource(const v1::DataSource& source,
                                      spec.series_length(), 2, limits.max_generated_length));
           ASSIGN_OR_RETURN(const core::WindowOptions window,
                            WindowFromProto(spec.window(), "data.generator.mackey_glass.window"));
+          // The integrator keeps the last tau time units of the series (tau * steps_per_unit
+          // values, core/generators.h): unbounded, a 30-byte request (tau 1e7) made it allocate
+          // and fill 800 MB.
+          if (spec.tau() > static_cast<double>(limits.max_generated_length)) {
+            return Bad("data.generator.mackey_glass.tau", spec.tau(),
+                       absl::StrCat("<= ", limits.max_generated_length,
+                                    " (time units; the longest series a request may ask for)"));
+          }
           core::MackeyGlassOptions options;
           if (spec.tau() != 0) options.tau = spec.tau();
           return core::MakeMackeyGlassDataset(spec.series_length(), window, options, limits.data);

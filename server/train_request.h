@@ -24,7 +24,7 @@ struct TrainLimits {
   int64_t max_steps = 100'000'000;
   int64_t max_batch_size = 4096;
   int64_t max_generated_sequences = 1'000'000;
-  int64_t max_generated_length = 100'000;
+  int64_t max_generated_length = 100'000;  // time steps; also bounds Mackey-Glass's tau
 };
 
 // The trainer's options from the request's; zero fields take the trainer's defaults.

@@ -103,7 +103,9 @@ def main():
         port = free_port()
         data = os.path.join(work, name)
         server = Server(name, [os.path.join(BIN, "recurrentd"), f"--port={port}", "--metrics_port=0",
-                               f"--data_dir={data}"] + extra, port, env)
+                               f"--data_dir={data}",
+                               # one load generator opens up to 256 streams
+                               "--max_streams_per_client=0"] + extra, port, env)
         subprocess.run([os.path.join(BIN, "recurrent"), "--server", f"127.0.0.1:{port}", "models",
                         "import", "bench", artifact], check=True, stdout=subprocess.DEVNULL)
         return server

@@ -15,9 +15,8 @@
 #include "core/normalization.h"
 #include "core/trainer.h"
 
+namespace recurrent::core {
 namespace {
-
-using namespace recurrent::core;
 
 constexpr int64_t kWindow = 50;  // timesteps per training example
 constexpr int64_t kSeriesLength = 6000;
@@ -46,9 +45,8 @@ Dataset NextValueWindows(const std::vector<float>& series, int64_t end) {
   return data;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The demo itself (main() below only calls it).
+int Run(int argc, char** argv) {
   const std::string artifact_path = argc > 1 ? argv[1] : "recurrent-demo-model.rcnt";
   absl::StatusOr<std::vector<float>> generated = MackeyGlassSeries(kSeriesLength);
   if (!generated.ok()) return Fail("data", generated.status());
@@ -81,7 +79,7 @@ int main(int argc, char** argv) {
   hooks.on_progress = [](const TrainingProgress& p) {
     if (p.event != TrainingProgress::Event::kEpochEnd) return;
     std::printf("epoch %2lld  train %.6f  validation %.6f  lr %.4g  %6.0f seq/s  %5.1f s\n",
-                static_cast<long long>(p.epoch + 1), p.loss, p.validation_loss.value_or(NAN),
+                static_cast<long long>(p.epoch) + 1, p.loss, p.validation_loss.value_or(NAN),
                 p.learning_rate, p.sequences_per_second, p.elapsed_seconds);
   };
   absl::StatusOr<TrainingOutcome> outcome = Train(spec, data, nullptr, options, hooks);
@@ -91,7 +89,7 @@ int main(int argc, char** argv) {
       "(epoch %lld)\n",
       std::string(StopReasonName(outcome->reason)).c_str(), static_cast<long long>(outcome->epochs),
       static_cast<long long>(outcome->steps), outcome->elapsed_seconds,
-      outcome->best_loss.value_or(NAN), static_cast<long long>(outcome->best_epoch + 1));
+      outcome->best_loss.value_or(NAN), static_cast<long long>(outcome->best_epoch) + 1);
   const Model& model = outcome->model;
 
   // Stream the series one sample at a time; score the forecasts on the held-out part only.
@@ -135,3 +133,8 @@ int main(int argc, char** argv) {
               loaded->training.dataset_fingerprint().c_str(), same ? "identically" : "DIFFERENTLY");
   return same ? 0 : 1;
 }
+
+}  // namespace
+}  // namespace recurrent::core
+
+int main(int argc, char** argv) { return recurrent::core::Run(argc, argv); }

@@ -233,7 +233,8 @@ TEST(RecurrentdTest, IdleStreamsCostMemoryNotThreads) {
   const std::string data_dir =
       (std::filesystem::temp_directory_path() / "recurrentd-e2e-idle").string();
   std::filesystem::remove_all(data_dir);
-  Server server(data_dir, FreePort(), FreePort(), {"--max_streams=2000"});
+  Server server(data_dir, FreePort(), FreePort(),
+                {"--max_streams=2000", "--max_streams_per_client=2000"});
   ASSERT_TRUE(server.Ready());
   // The serving benchmark's shape: LSTM 2 x 256, 8 inputs, 1 output.
   core::Model model;

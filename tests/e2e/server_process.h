@@ -35,19 +35,25 @@ inline int FreePort() {
 // A recurrentd child process; SIGKILLed if a test fails before stopping it.
 class Server {
  public:
+  // `extra_env` ("NAME=value") is added to the child's environment.
   Server(const std::string& data_dir, int port, int metrics_port,
-         std::vector<std::string> extra_flags = {})
+         std::vector<std::string> extra_flags = {}, std::vector<std::string> extra_env = {})
       : port_(port) {
     std::vector<std::string> args = {
         "recurrentd", "--data_dir=" + data_dir, "--port=" + std::to_string(port),
         "--metrics_port=" + std::to_string(metrics_port), "--shutdown_grace_seconds=2"};
     args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    // Built before fork: the child of a threaded process may only exec.
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (char** variable = environ; *variable != nullptr; ++variable) envp.push_back(*variable);
+    for (std::string& variable : extra_env) envp.push_back(variable.data());
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      ::execv(RECURRENTD_PATH, argv.data());
+      ::execve(RECURRENTD_PATH, argv.data(), envp.data());
       ::_exit(127);
     }
     target_ = "127.0.0.1:" + std::to_string(port);

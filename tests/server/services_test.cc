@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/artifact.h"
 #include "core/network.h"
 #include "core/spec_proto.h"
@@ -14,6 +15,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "server/auth.h"
 #include "server/dataset_store.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
@@ -281,6 +283,9 @@ struct StepSession {
   explicit StepSession(v1::InferenceService::Stub& stub) : stream(stub.StepPredict(&context)) {}
   StepSession(v1::InferenceService::Stub& stub, std::chrono::system_clock::time_point deadline)
       : stream((context.set_deadline(deadline), stub.StepPredict(&context))) {}
+  StepSession(v1::InferenceService::Stub& stub, const std::string& token)
+      : stream((context.AddMetadata("authorization", "Bearer " + token),
+                stub.StepPredict(&context))) {}
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
 
@@ -562,24 +567,39 @@ TEST_F(ServicesTest, DrainingEndsOpenStreamsWithUnavailableAndRefusesNewOnes) {
   EXPECT_EQ(inference_->open_streams(), 0);
 }
 
+// An inference service of its own (other limits than the fixture's) on a loopback port.
+struct ServedInference {
+  explicit ServedInference(InferenceServiceImpl* service) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service);
+    server = builder.BuildAndStart();
+    stub = v1::InferenceService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                             grpc::InsecureChannelCredentials()));
+  }
+  ~ServedInference() { server->Shutdown(); }
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<v1::InferenceService::Stub> stub;
+};
+
 TEST_F(ServicesTest, StreamsOverTheLimitAreResourceExhausted) {
   RegisterGru("tagger");
   InferenceLimits limits;
   limits.max_streams = 2;
   InferenceServiceImpl limited(registry_.get(), limits);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&limited);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  auto stub = v1::InferenceService::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  ServedInference served(&limited);
+  v1::InferenceService::Stub* stub = served.stub.get();
   v1::OpenSession open;
   open.mutable_model()->set_name("tagger");
   {
-    StepSession first(*stub), second(*stub), third(*stub);
+    // Each stream starts only after the one before is admitted (its Open returned): the server
+    // admits streams in the order their calls arrive, not the order they are written to.
+    StepSession first(*stub);
     first.Open(open);
+    StepSession second(*stub);
     second.Open(open);
+    StepSession third(*stub);
     v1::StepRequest request;
     *request.mutable_open() = open;
     third.stream->Write(request);
@@ -595,7 +615,97 @@ TEST_F(ServicesTest, StreamsOverTheLimitAreResourceExhausted) {
     EXPECT_TRUE(fourth.Close().ok());
     EXPECT_TRUE(second.Close().ok());
   }
-  server->Shutdown();
+}
+
+TEST_F(ServicesTest, OneClientCannotTakeEveryStreamSlot) {
+  RegisterGru("tagger");
+  InferenceLimits limits;
+  limits.max_streams = 10;
+  limits.max_streams_per_client = 2;
+  InferenceServiceImpl limited(registry_.get(), limits);
+  const std::string token_a = "predict-token-aaaaaaaa", token_b = "predict-token-bbbbbbbb";
+  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+      TokenAuthenticator::FromText(absl::StrCat("predict ", token_a, "\npredict ", token_b, "\n"));
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  limited.set_authenticator(auth->get());
+  // Both clients share one connection: the limit follows the token, not the connection.
+  ServedInference served(&limited);
+  v1::InferenceService::Stub* stub = served.stub.get();
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  const auto refused = [&](StepSession& session) {
+    v1::StepRequest request;
+    *request.mutable_open() = open;
+    session.stream->Write(request);
+    v1::StepResponse response;
+    EXPECT_FALSE(session.stream->Read(&response));
+    return session.stream->Finish();
+  };
+  {
+    // Each stream starts only after the one before is admitted (see StreamsOverTheLimit...).
+    StepSession a1(*stub, token_a);
+    EXPECT_EQ(a1.Open(open).model_name(), "tagger");
+    StepSession a2(*stub, token_a);
+    EXPECT_EQ(a2.Open(open).model_name(), "tagger");
+    StepSession a3(*stub, token_a);
+    const grpc::Status status = refused(a3);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(status.error_message().find("--max_streams_per_client=2"), std::string::npos)
+        << status.error_message();
+    // Another client still gets its own slots.
+    StepSession b1(*stub, token_b);
+    EXPECT_EQ(b1.Open(open).model_name(), "tagger");
+    StepSession b2(*stub, token_b);
+    EXPECT_EQ(b2.Open(open).model_name(), "tagger");
+    StepSession b3(*stub, token_b);
+    EXPECT_EQ(refused(b3).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    // A closed stream gives its client the slot back.
+    EXPECT_TRUE(a1.Close().ok());
+    EXPECT_TRUE(AllStreamsFreed(limited, 3));
+    StepSession a4(*stub, token_a);
+    EXPECT_EQ(a4.Open(open).model_name(), "tagger");
+    for (StepSession* session : {&a2, &a4, &b1, &b2}) EXPECT_TRUE(session->Close().ok());
+  }
+  // Without tokens a client is its address: one more stream from 127.0.0.1 is refused.
+  InferenceServiceImpl by_address(registry_.get(), limits);
+  ServedInference address_served(&by_address);
+  v1::InferenceService::Stub* address_stub = address_served.stub.get();
+  {
+    StepSession first(*address_stub);
+    first.Open(open);
+    StepSession second(*address_stub);
+    second.Open(open);
+    StepSession third(*address_stub);
+    const grpc::Status status = refused(third);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(status.error_message().find("ipv4:127.0.0.1,"), std::string::npos)
+        << status.error_message();
+    EXPECT_TRUE(first.Close().ok());
+    EXPECT_TRUE(second.Close().ok());
+  }
+}
+
+// The soak test found this leak: every deleted version kept its pooled networks (a copy of the
+// weights and cached primitives each) for the life of the process.
+TEST_F(ServicesTest, ADeletedVersionsPooledNetworksAreFreed) {
+  RegisterGru("old");
+  RegisterGru("other");
+  const auto predict_once = [&](const std::string& model) {
+    v1::PredictRequest request;
+    request.mutable_model()->set_name(model);
+    v1::InputSequence* sequence = request.add_sequences();
+    sequence->set_steps(2);
+    sequence->mutable_values()->Resize(4, 0.5f);
+    grpc::ClientContext context;
+    v1::PredictResponse response;
+    return inference_stub_->Predict(&context, request, &response);
+  };
+  ASSERT_TRUE(predict_once("old").ok());
+  ASSERT_TRUE(predict_once("other").ok());
+  EXPECT_EQ(inference_->idle_networks(), 2);
+  ASSERT_TRUE(registry_->DeleteVersion("old", 1).ok());
+  ASSERT_TRUE(predict_once("other").ok());  // any later call drops the deleted version's pool
+  EXPECT_EQ(inference_->idle_networks(), 1);
 }
 
 TEST_F(ServicesTest, ConcurrentStreamsEachGetTheirSoloResults) {

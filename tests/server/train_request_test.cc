@@ -120,6 +120,24 @@ TEST(DatasetFromSourceTest, RejectsEmptyAndOversizedSources) {
   EXPECT_NE(result.status().message().find("adding_problem.sequences"), absl::string_view::npos);
 }
 
+// Found by tests/fuzz/fuzz_train_request: tau sizes the integrator's history buffer, and tau = 1e7
+// made a 30-byte request allocate 800 MB.
+TEST(DatasetFromSourceTest, BoundsTheMackeyGlassDelay) {
+  v1::DataSource source;
+  v1::MackeyGlassSpec* mackey = source.mutable_generator()->mutable_mackey_glass();
+  mackey->set_series_length(20);
+  mackey->mutable_window()->set_window(4);
+  mackey->set_tau(1e7);
+  TrainLimits limits;
+  limits.max_generated_length = 1000;
+  auto refused = DatasetFromSource(source, limits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("mackey_glass.tau"), absl::string_view::npos)
+      << refused.status();
+  mackey->set_tau(30);
+  EXPECT_TRUE(DatasetFromSource(source, limits).ok());
+}
+
 TEST(CompleteSpecFromDataTest, FillsSizesHeadAndLossThatTheSpecLeavesOpen) {
   v1::DataSource copying;
   copying.mutable_generator()->mutable_copying_memory()->set_sequences(4);
