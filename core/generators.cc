@@ -103,7 +103,7 @@ absl::StatusOr<Dataset> MakeCopyingMemory(int64_t num_sequences, int64_t delay, 
     dataset.target_names.push_back(absl::StrCat("s", symbol));
   }
   dataset.input_names = dataset.target_names;
-  dataset.input_names.push_back("marker");
+  dataset.input_names.emplace_back("marker");
   dataset.sequences.resize(static_cast<size_t>(num_sequences));
   Random random(seed);
   for (Sequence& sequence : dataset.sequences) {
@@ -212,7 +212,7 @@ absl::StatusOr<Dataset> MakeMackeyGlassDataset(int64_t series_length, const Wind
                                                const MackeyGlassOptions& options,
                                                const DatasetLimits& limits) {
   ASSIGN_OR_RETURN(std::vector<float> series, MackeyGlassSeries(series_length, options, limits));
-  return WindowSeries(std::move(series), "x", window, limits);
+  return WindowSeries(series, "x", window, limits);
 }
 
 absl::StatusOr<std::vector<float>> NoisySinesSeries(int64_t length, const SinesOptions& options,
@@ -274,7 +274,7 @@ absl::StatusOr<Dataset> MakeNoisySinesDataset(int64_t series_length, const Windo
                                               const SinesOptions& options,
                                               const DatasetLimits& limits) {
   ASSIGN_OR_RETURN(std::vector<float> series, NoisySinesSeries(series_length, options, limits));
-  return WindowSeries(std::move(series), "y", window, limits);
+  return WindowSeries(series, "y", window, limits);
 }
 
 }  // namespace recurrent::core
