@@ -80,6 +80,22 @@ class StorageFaultTest : public ::testing::Test {
     return reader->Finish();
   }
 
+  // A training job under the fault: refused at submission with `code`, or failed; either way
+  // the error names `cause`.
+  static void ExpectTrainRefused(Server& server, grpc::StatusCode code, const std::string& cause) {
+    v1::Job blocked;
+    const grpc::Status status = TrainAndWait(server, "blocked", &blocked);
+    std::printf("Train with the fault: %s: %s\n", status.ok() ? "the job failed" : "refused",
+                status.ok() ? blocked.error().c_str() : status.error_message().c_str());
+    if (status.ok()) {
+      EXPECT_EQ(blocked.state(), v1::JOB_STATE_FAILED);
+      EXPECT_TRUE(absl::StrContains(blocked.error(), cause)) << blocked.error();
+    } else {
+      EXPECT_EQ(status.error_code(), code);
+      EXPECT_TRUE(absl::StrContains(status.error_message(), cause)) << status.error_message();
+    }
+  }
+
   static grpc::Status Upload(Server& server, const std::string& name, v1::DatasetInfo* info) {
     auto training = v1::TrainingService::NewStub(server.channel());
     grpc::ClientContext context;
@@ -187,18 +203,7 @@ TEST_F(StorageFaultTest, FullDiskFailsWritesClearlyKeepsServingAndRecovers) {
   EXPECT_TRUE(absl::StrContains(status.error_message(), "No space left on device"))
       << status.error_message();
   // A training job: refused at submission, or failed with the cause.
-  v1::Job blocked;
-  status = TrainAndWait(*server, "blocked", &blocked);
-  std::printf("Train with the fault: %s: %s\n", status.ok() ? "the job failed" : "refused",
-              status.ok() ? blocked.error().c_str() : status.error_message().c_str());
-  if (status.ok()) {
-    EXPECT_EQ(blocked.state(), v1::JOB_STATE_FAILED);
-    EXPECT_TRUE(absl::StrContains(blocked.error(), "No space left on device")) << blocked.error();
-  } else {
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_TRUE(absl::StrContains(status.error_message(), "No space left on device"))
-        << status.error_message();
-  }
+  ExpectTrainRefused(*server, grpc::StatusCode::RESOURCE_EXHAUSTED, "No space left on device");
   // Serving goes on, with the same answers.
   EXPECT_EQ(PredictProbe(*server, "kept", &status), answer);
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -295,18 +300,7 @@ TEST_F(StorageFaultTest, ReadOnlyDirectoryFailsWritesClearlyAndKeepsServing) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "Read-only file system"))
       << status.error_message();
-  v1::Job blocked;
-  status = TrainAndWait(*server, "blocked", &blocked);
-  std::printf("Train with the fault: %s: %s\n", status.ok() ? "the job failed" : "refused",
-              status.ok() ? blocked.error().c_str() : status.error_message().c_str());
-  if (status.ok()) {
-    EXPECT_EQ(blocked.state(), v1::JOB_STATE_FAILED);
-    EXPECT_TRUE(absl::StrContains(blocked.error(), "Read-only file system")) << blocked.error();
-  } else {
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_TRUE(absl::StrContains(status.error_message(), "Read-only file system"))
-        << status.error_message();
-  }
+  ExpectTrainRefused(*server, grpc::StatusCode::PERMISSION_DENIED, "Read-only file system");
   // Deleting a version is a write too.
   grpc::ClientContext delete_context;
   v1::DeleteModelVersionRequest remove;
