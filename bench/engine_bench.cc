@@ -52,6 +52,9 @@ ABSL_FLAG(int, threads, 0, "OpenMP threads; 0 keeps OMP_NUM_THREADS / the OpenMP
 ABSL_FLAG(int, fixed_threads, 0,
           "NetworkOptions::num_threads of the timed networks: 0 = the engine's adaptive thread "
           "count (core/thread_tuner.h), N > 0 = always N threads.");
+ABSL_FLAG(bool, small_batch_step, true,
+          "NetworkOptions::small_batch_step: false runs steps of 1-4 streams on oneDNN's primitive "
+          "(for an A/B comparison with the packed kernel).");
 ABSL_FLAG(int, warmup_iters, 2, "Untimed iterations before timing (at least).");
 ABSL_FLAG(double, warmup_seconds, 0.3, "Keep warming up until this much time has passed.");
 ABSL_FLAG(int, min_iters, 5, "Timed iterations per case (at least).");
@@ -263,6 +266,7 @@ Timing RunNetwork(const Case& c) {
   core::NetworkOptions options;
   if (c.bf16) options.precision = core::Precision::kBfloat16;
   options.num_threads = absl::GetFlag(FLAGS_fixed_threads);
+  options.small_batch_step = absl::GetFlag(FLAGS_small_batch_step);
   absl::StatusOr<std::unique_ptr<core::Network>> created =
       core::Network::Create(spec, core::InitParameters(spec, /*seed=*/7), options);
   if (!created.ok()) Fail(c.name, created.status().ToString());
@@ -317,10 +321,10 @@ int Main(int argc, char** argv) {
   std::printf(
       "{\"impl\": \"engine\", \"info\": true, \"threads\": %d, \"onednn\": \"%d.%d.%d\", "
       "\"OMP_NUM_THREADS\": \"%s\", \"OMP_WAIT_POLICY\": \"%s\", \"GOMP_SPINCOUNT\": \"%s\", "
-      "\"fixed_threads\": %d}\n",
+      "\"fixed_threads\": %d, \"small_batch_step\": %s}\n",
       threads, version->major, version->minor, version->patch, EnvOr("OMP_NUM_THREADS", ""),
-      EnvOr("OMP_WAIT_POLICY", ""), EnvOr("GOMP_SPINCOUNT", ""),
-      absl::GetFlag(FLAGS_fixed_threads));
+      EnvOr("OMP_WAIT_POLICY", ""), EnvOr("GOMP_SPINCOUNT", ""), absl::GetFlag(FLAGS_fixed_threads),
+      absl::GetFlag(FLAGS_small_batch_step) ? "true" : "false");
   std::fflush(stdout);
 
   const std::vector<std::string> names =

@@ -14,6 +14,7 @@
 #include "core/linear_head.h"
 #include "core/loss.h"
 #include "core/rnn_layer.h"
+#include "core/small_batch_step.h"
 #include "core/status_macros.h"
 #include "core/thread_tuner.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -120,6 +121,10 @@ struct Network::Impl {
   ActivationBuffer input_scratch, h0_scratch, hn_scratch;
   std::map<std::tuple<int64_t, int64_t>, TrainingBuffers> training_buffers;
   std::map<int64_t, StepBuffers> step_buffers;
+  // Float32 steps of few streams (null when disabled, bf16 or unsupported); its packed weights
+  // are refreshed on the first step after SetParameters, so training does not pay for them.
+  std::unique_ptr<SmallBatchStep> small_step;
+  bool small_step_stale = true;
 
   const float* head_weight() const { return params.at("head.weight").data(); }
   const float* head_bias() const { return params.at("head.bias").data(); }
@@ -283,6 +288,7 @@ struct Network::Impl {
     RETURN_IF_ERROR(ValidateParameters(spec, new_params));
     params = new_params;
     for (auto& layer : layers) layer->LoadWeights(params);
+    small_step_stale = true;
     return absl::OkStatus();
   }
 };
@@ -341,6 +347,7 @@ absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
           spec.hidden_size, spec.num_directions(), compute_type));
     }
     RETURN_IF_ERROR(impl->LoadParameters(params));
+    if (!impl->bf16 && options.small_batch_step) impl->small_step = SmallBatchStep::Create(spec);
     if (impl->bf16) {
       // Building one primitive tells whether this CPU runs bfloat16 RNNs (oneDNN has no
       // reference fallback for them).
@@ -589,6 +596,18 @@ absl::Status Network::Step(const float* inputs, int64_t batch, float* const* sta
   if (batch < 1 || batch > m.options.limits.max_batch) {
     return absl::InvalidArgumentError(
         absl::StrCat("step batch ", batch, " outside [1, ", m.options.limits.max_batch, "]"));
+  }
+  if (m.small_step != nullptr && batch <= SmallBatchStep::kMaxStreams) {
+    const ThreadScope threads(m.tuner.get(), m.options.num_threads, &m.last_threads, kStepCall,
+                              batch, 1);
+    if (m.small_step_stale) {
+      m.small_step->LoadWeights(m.params);
+      m.small_step_stale = false;
+    }
+    m.small_step->Step(inputs, batch, states);
+    LinearHeadForward({batch, spec.hidden_size, spec.output_size, m.small_step->top_stride()},
+                      m.small_step->top_hidden(), m.head_weight(), m.head_bias(), outputs);
+    return absl::OkStatus();
   }
   const int64_t rows = RoundStepBatch(batch);
   const int64_t hidden = spec.hidden_size;

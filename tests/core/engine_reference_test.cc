@@ -426,8 +426,10 @@ std::vector<StepCase> AllStepCases() {
   for (const CellType cell :
        {CellType::kRnnTanh, CellType::kRnnRelu, CellType::kLstm, CellType::kGru}) {
     for (const HeadMode head : {HeadMode::kPerStep, HeadMode::kLastStep}) {
+      // Batches of 1-4 run the packed kernel (core/small_batch_step.h), larger ones oneDNN.
       cases.push_back({cell, head, /*batch=*/3, /*steps=*/9});
       cases.push_back({cell, head, /*batch=*/1, /*steps=*/4});
+      cases.push_back({cell, head, /*batch=*/6, /*steps=*/5});
     }
   }
   return cases;
