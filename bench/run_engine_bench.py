@@ -516,8 +516,9 @@ def main():
                 f"{b['gflops']:.1f} | {b.get('rel_error_vs_f32', float('nan')):.2e} | "
                 f"{b.get('engine_threads', '?')} |")
     log("")
-    log("bf16 accuracy cost in the trainer's quality results: not measured (trainer not built "
-        "yet).")
+    log("bf16 accuracy cost in the trainer's quality results: measured by the quality suite, "
+        "`bench/run_quality.py --bf16` (docs/benchmarks.md, \"bf16 accuracy cost on trained "
+        "models\"), not by this benchmark.")
 
     log("")
     log("## Thread scaling (throughput at 2 threads / at 1 thread)")
@@ -641,8 +642,8 @@ def main():
                           f"{COLLAPSE_FACTOR:.2f}x quiet 1T)", ok))
     for text, ok in lines:
         log(f"{verdict(ok)}  {text}")
-    log("n/a   bf16 accuracy cost in the trainer's quality results: not measured (trainer not "
-        "built yet)")
+    log("n/a   bf16 accuracy cost in the trainer's quality results: measured by "
+        "`bench/run_quality.py --bf16`, not by this benchmark")
     log("")
     log(f"raw results: {out_path}")
     return 0
