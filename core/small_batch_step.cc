@@ -4,6 +4,9 @@
 // wherever they are inlined (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #include <omp.h>
@@ -322,7 +325,14 @@ void SmallBatchStep::RunBlock(int64_t l, int64_t block, int64_t batch, const flo
 }
 
 void SmallBatchStep::Step(const float* inputs, int64_t batch, float* const* states) {
+#if defined(RECURRENT_TSAN)
+  // ThreadSanitizer cannot see libgomp's barriers (libgomp is not instrumented) and would report
+  // the next layer's reads of this layer's results as races; its builds step serially, which
+  // gives the same bits (blocks are independent of the thread count).
+  const int threads = 1;
+#else
   const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), blocks_));
+#endif
   if (threads <= 1) {
     for (int64_t l = 0; l < num_layers_; ++l) {
       for (int64_t b = 0; b < blocks_; ++b) RunBlock(l, b, batch, inputs, states);
