@@ -57,11 +57,8 @@ ABSL_FLAG(int, training_threads, 1, "OpenMP threads per training job.");
 ABSL_FLAG(int, inference_threads, 1, "OpenMP threads per inference call.");
 ABSL_FLAG(int, grpc_threads, 0,
           "Most threads gRPC's sync server may use for unary and server-streaming calls (its "
-          "resource quota; StepPredict streams run on --step_threads and hold none); 0: "
+          "resource quota; StepPredict streams use gRPC's callback threads and hold none); 0: "
           "gRPC's default.");
-ABSL_FLAG(int, step_threads, 2,
-          "Threads that accept and drive StepPredict streams (gRPC's async API, one completion "
-          "queue each); a lone stream's steps run on its thread.");
 ABSL_FLAG(int64_t, max_queued_jobs, 64, "Queued training jobs; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20,
           "Largest gRPC message accepted or sent, in bytes.");
@@ -203,7 +200,6 @@ int Serve() {
   inference_limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   inference_limits.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   inference_limits.max_steps_per_message = absl::GetFlag(FLAGS_max_steps_per_message);
-  inference_limits.step_threads = std::max(1, absl::GetFlag(FLAGS_step_threads));
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
@@ -293,7 +289,7 @@ int Serve() {
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(training_service.get());
   if (serves) {
-    inference_service->AttachTo(builder);
+    builder.RegisterService(inference_service.get());
   } else {
     builder.RegisterService(refused_inference.get());
   }
@@ -303,7 +299,6 @@ int Serve() {
     std::fprintf(stderr, "recurrentd: cannot listen on %s\n", address.c_str());
     return 1;
   }
-  if (inference_service != nullptr) inference_service->StartStepThreads();
   std::fprintf(stderr, "recurrentd: listening on %s:%d, data in %s, role %s\n",
                absl::GetFlag(FLAGS_listen_address).c_str(), bound_port, data_dir.c_str(),
                role.c_str());
@@ -335,7 +330,6 @@ int Serve() {
   });
   server->Wait();
   signals.join();
-  if (inference_service != nullptr) inference_service->StopStepThreads();
   std::fprintf(stderr, "recurrentd: stopped\n");
   return 0;
 }
