@@ -69,9 +69,10 @@ int Run() {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&inference);
+  inference.AttachTo(builder);
   builder.RegisterService(&training);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  inference.StartStepThreads();
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto infer = v1::InferenceService::NewStub(channel);
@@ -149,6 +150,7 @@ int Run() {
   std::printf("%s StepPredict p50 while training = %.2fx idle (target <= 2x)\n",
               step_ratio <= 2.0 ? "PASS" : "MISS", step_ratio);
   server->Shutdown();
+  inference.StopStepThreads();
   jobs->Shutdown();
   std::filesystem::remove_all(dir);
   return 0;

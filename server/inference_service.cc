@@ -1,10 +1,12 @@
 #include "server/inference_service.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/normalization.h"
 #include "server/grpc_status.h"
 #include "server/proto_conversions.h"
@@ -28,12 +30,45 @@ InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* registry, InferenceLim
 }
 
 InferenceServiceImpl::~InferenceServiceImpl() {
+  StopStepThreads();
   {
     std::lock_guard lock(sessions_mutex_);
     stopping_ = true;
   }
   janitor_wake_.notify_all();
   if (janitor_.joinable()) janitor_.join();
+}
+
+void InferenceServiceImpl::AttachTo(grpc::ServerBuilder& builder) {
+  builder.RegisterService(this);
+  for (int i = 0; i < std::max(1, limits_.step_threads); ++i) {
+    step_queues_.push_back(builder.AddCompletionQueue());
+  }
+}
+
+void InferenceServiceImpl::StartStepThreads() {
+  for (const auto& queue : step_queues_) {
+    grpc::ServerCompletionQueue* const cq = queue.get();
+    // Two calls waiting per queue, so a burst of new streams is accepted without a round trip
+    // through the queue for each.
+    StepSession::Listen(this, cq);
+    StepSession::Listen(this, cq);
+    step_threads_.emplace_back([cq] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) StepSession::Proceed(tag, ok);
+    });
+  }
+}
+
+void InferenceServiceImpl::StopStepThreads() {
+  if (step_threads_.empty()) return;
+  // The server's shutdown cancelled every call and failed every waiting request; the threads are
+  // still delivering those events, and a queue must see no new operation once shut down.
+  while (live_sessions_.load() > 0) absl::SleepFor(absl::Milliseconds(1));
+  for (const auto& queue : step_queues_) queue->Shutdown();
+  for (std::thread& thread : step_threads_) thread.join();
+  step_threads_.clear();
 }
 
 absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session,
@@ -256,11 +291,6 @@ absl::StatusOr<std::shared_ptr<StepBatcher>> InferenceServiceImpl::BatcherFor(
   std::shared_ptr<StepBatcher> batcher = *std::move(created);
   slot = batcher;
   return batcher;
-}
-
-grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* InferenceServiceImpl::StepPredict(
-    grpc::CallbackServerContext* context) {
-  return new StepSession(this, context);  // deletes itself in OnDone
 }
 
 }  // namespace recurrent::server

@@ -4,8 +4,8 @@
 // (a core::Network is not thread-safe). StepPredict streams share one StepBatcher per model
 // version, which batches their timesteps into single engine calls (server/step_batcher.h); a
 // session pins its model version for its whole life and can snapshot its state
-// (server/stream_snapshot.h). StepPredict runs on gRPC's callback API (server/step_session.h), so
-// an open stream holds no thread; Predict and the other RPCs use the sync API.
+// (server/stream_snapshot.h). StepPredict runs on gRPC's async API with a few threads of its own
+// (server/step_session.h), so an open stream holds no thread; Predict uses the sync API.
 #ifndef RECURRENT_SERVER_INFERENCE_SERVICE_H_
 #define RECURRENT_SERVER_INFERENCE_SERVICE_H_
 
@@ -22,6 +22,7 @@
 
 #include "absl/time/time.h"
 #include "core/network.h"
+#include "grpcpp/server_builder.h"
 #include "recurrent/v1/service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/metrics.h"
@@ -42,21 +43,42 @@ struct InferenceLimits {
   int64_t max_streams_per_client = 256;
   int64_t max_steps_per_message = 1024;  // timesteps in one StepInput
   StepBatcherOptions batching;           // StepPredict batching: max batch and wait
+  // Threads that accept and drive StepPredict streams, each with its own completion queue; a
+  // stream stays on one. A lone stream's step runs on its queue's thread.
+  int step_threads = 1;
   // A session that sends nothing for this long is cancelled (its state freed) and counted in
   // recurrent_stream_evictions_total; 0 disables the check.
   absl::Duration stream_idle_ttl = absl::Minutes(10);
 };
 
+// Predict runs on gRPC's sync API, StepPredict on the async API with its own threads (see
+// server/step_session.h for why). Serving takes three calls around the server's lifetime:
+//   service.AttachTo(builder);      // registers the service and adds its completion queues
+//   server = builder.BuildAndStart();
+//   service.StartStepThreads();
+//   ... server->Shutdown(...);
+//   service.StopStepThreads();      // before the grpc::Server is destroyed
 class InferenceServiceImpl final
-    : public v1::InferenceService::WithCallbackMethod_StepPredict<v1::InferenceService::Service> {
+    : public v1::InferenceService::WithAsyncMethod_StepPredict<v1::InferenceService::Service> {
  public:
   // Every call checks `auth` (a TokenAuthenticator, server/auth.h); null: no authentication.
   void set_authenticator(const TokenAuthenticator* auth) { auth_ = auth; }
   // `metrics` may be null (tests).
   InferenceServiceImpl(ModelRegistry* registry, InferenceLimits limits,
                        ServerMetrics* metrics = nullptr);
-  // Stops the idle-session janitor.
+  // Stops the idle-session janitor and the step threads.
   ~InferenceServiceImpl() override;
+
+  // Registers this service with `builder` and adds limits.step_threads completion queues.
+  void AttachTo(grpc::ServerBuilder& builder);
+  // After BuildAndStart: starts one thread per queue, each accepting and driving StepPredict
+  // calls. Until then StepPredict calls wait.
+  void StartStepThreads();
+  // After grpc::Server::Shutdown has returned and before the server is destroyed (its failed
+  // pending requests still refer to it): waits for the sessions to end (the shutdown cancelled
+  // them), then shuts the queues down and joins their threads. Idempotent; the destructor calls
+  // it too, which is only safe where the server was never built.
+  void StopStepThreads();
 
   int64_t idle_evictions() const { return idle_evictions_.load(); }
   // StepPredict streams whose state is held right now.
@@ -71,8 +93,6 @@ class InferenceServiceImpl final
 
   grpc::Status Predict(grpc::ServerContext* context, const v1::PredictRequest* request,
                        v1::PredictResponse* response) override;
-  grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* StepPredict(
-      grpc::CallbackServerContext* context) override;
 
  private:
   friend class StepSession;
@@ -124,6 +144,11 @@ class InferenceServiceImpl final
   std::mutex pool_mutex_;
   std::map<PoolKey, IdleNetworks> idle_;  // guarded by pool_mutex_
   const TokenAuthenticator* auth_ = nullptr;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> step_queues_;
+  std::vector<std::thread> step_threads_;
+  // Sessions alive (accepted or waiting for a call), so StopStepThreads knows when the queues
+  // can go.
+  std::atomic<int64_t> live_sessions_{0};
 };
 
 }  // namespace recurrent::server

@@ -34,6 +34,7 @@
 #include "prometheus/exposer.h"
 #include "server/auth.h"
 #include "server/dataset_store.h"
+#include "server/health_service.h"
 #include "server/inference_service.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -57,8 +58,12 @@ ABSL_FLAG(int, training_threads, 1, "OpenMP threads per training job.");
 ABSL_FLAG(int, inference_threads, 1, "OpenMP threads per inference call.");
 ABSL_FLAG(int, grpc_threads, 0,
           "Most threads gRPC's sync server may use for unary and server-streaming calls (its "
-          "resource quota; StepPredict streams use gRPC's callback threads and hold none); 0: "
+          "resource quota; StepPredict streams run on --step_threads and hold none); 0: "
           "gRPC's default.");
+ABSL_FLAG(int, step_threads, 1,
+          "Threads that accept and drive StepPredict streams (gRPC's async API, one completion "
+          "queue each); a stream's steps run on its thread. More than 1 adds throughput with many "
+          "streams and costs a lone stream latency (each thread polls for the others).");
 ABSL_FLAG(int64_t, max_queued_jobs, 64, "Queued training jobs; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_message_bytes, int64_t{64} << 20,
           "Largest gRPC message accepted or sent, in bytes.");
@@ -200,6 +205,7 @@ int Serve() {
   inference_limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   inference_limits.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   inference_limits.max_steps_per_message = absl::GetFlag(FLAGS_max_steps_per_message);
+  inference_limits.step_threads = std::max(1, absl::GetFlag(FLAGS_step_threads));
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
@@ -263,7 +269,11 @@ int Serve() {
     return 1;
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
+  // Our own sync-API health service: gRPC's default one is callback-API (server/health_service.h).
+  grpc::EnableDefaultHealthCheckService(false);
+  HealthService health({v1::InferenceService::service_full_name(),
+                        v1::TrainingService::service_full_name(),
+                        v1::ModelService::service_full_name()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address =
@@ -289,16 +299,18 @@ int Serve() {
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(training_service.get());
   if (serves) {
-    builder.RegisterService(inference_service.get());
+    inference_service->AttachTo(builder);
   } else {
     builder.RegisterService(refused_inference.get());
   }
   builder.RegisterService(&model_service);
+  builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     std::fprintf(stderr, "recurrentd: cannot listen on %s\n", address.c_str());
     return 1;
   }
+  if (inference_service != nullptr) inference_service->StartStepThreads();
   std::fprintf(stderr, "recurrentd: listening on %s:%d, data in %s, role %s\n",
                absl::GetFlag(FLAGS_listen_address).c_str(), bound_port, data_dir.c_str(),
                role.c_str());
@@ -313,7 +325,7 @@ int Serve() {
     sigwait(&set, &signal_number);
     std::fprintf(stderr, "recurrentd: %s, draining\n",
                  signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-    server->GetHealthCheckService()->SetServingStatus(false);
+    health.SetServing(false);
     absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_drain_seconds)));
     if (jobs != nullptr) jobs->Shutdown();  // running jobs checkpoint and stay queued
     // Shutdown refuses new calls at once and waits for in-flight ones (and idle client
@@ -321,6 +333,7 @@ int Serve() {
     // before the deadline end with UNAVAILABLE (DrainStreams) rather than that cancellation.
     const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
     std::thread shutdown([&] {
+      health.Shutdown();  // its Watch streams would hold the shutdown up to its deadline
       server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
     });
     if (inference_service != nullptr) {
@@ -330,6 +343,7 @@ int Serve() {
   });
   server->Wait();
   signals.join();
+  if (inference_service != nullptr) inference_service->StopStepThreads();
   std::fprintf(stderr, "recurrentd: stopped\n");
   return 0;
 }

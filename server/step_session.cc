@@ -20,22 +20,65 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
-StepSession::StepSession(InferenceServiceImpl* service, grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
-  if (grpc::Status denied = Authorize(service_->auth_, *context, Role::kPredict); !denied.ok()) {
+void StepSession::Listen(InferenceServiceImpl* service, grpc::ServerCompletionQueue* queue) {
+  new StepSession(service, queue);  // deletes itself: last Unref(), or never accepted
+}
+
+void StepSession::Proceed(void* tag, bool ok) {
+  const Tag& event = *static_cast<const Tag*>(tag);
+  StepSession* session = event.session;
+  switch (event.event) {
+    case Event::kAccepted:
+      session->OnAccepted(ok);
+      return;
+    case Event::kRead:
+      session->OnReadDone(ok);
+      return;
+    case Event::kWritten:
+      session->OnWriteDone(ok);
+      return;
+    case Event::kFinished:
+      session->Unref();  // the finish's reference
+      return;
+    case Event::kDone:
+      session->OnCallDone();
+      return;
+  }
+}
+
+StepSession::StepSession(InferenceServiceImpl* service, grpc::ServerCompletionQueue* queue)
+    : service_(service), queue_(queue) {
+  ++service_->live_sessions_;
+  // Before the request: the done event is how a cancelled call (client gone, deadline, server
+  // shutdown) reaches a session that has no read or write outstanding.
+  context_.AsyncNotifyWhenDone(&done_tag_);
+  service_->RequestStepPredict(&context_, &stream_, queue_, queue_, &accepted_tag_);
+}
+
+StepSession::~StepSession() { --service_->live_sessions_; }
+
+void StepSession::OnAccepted(bool ok) {
+  if (!ok) {  // the server is shutting down: no call was matched, so no done event will come
+    delete this;
+    return;
+  }
+  {
     std::lock_guard lock(mutex_);
-    FinishLocked(std::move(denied));
-    return;
+    refs_ = 2;  // the done event, and this handler
   }
-  absl::StatusOr<int64_t> admitted =
-      service_->AdmitSession(this, ClientKey(service_->auth_, *context));
-  std::lock_guard lock(mutex_);
-  if (!admitted.ok()) {
-    FinishLocked(ToGrpcStatus(admitted.status()));
-    return;
+  Listen(service_, queue_);  // the next call's session
+  if (grpc::Status denied = Authorize(service_->auth_, context_, Role::kPredict); !denied.ok()) {
+    End(denied);
+  } else if (absl::StatusOr<int64_t> admitted =
+                 service_->AdmitSession(this, ClientKey(service_->auth_, context_));
+             !admitted.ok()) {
+    End(ToGrpcStatus(admitted.status()));
+  } else {
+    std::lock_guard lock(mutex_);
+    session_id_ = *admitted;
+    StartReadLocked();
   }
-  session_id_ = *admitted;
-  StartReadLocked();
+  Unref();
 }
 
 void StepSession::Terminate(grpc::Status status) {
@@ -45,39 +88,50 @@ void StepSession::Terminate(grpc::Status status) {
     if (!deferred_end_.has_value()) deferred_end_ = std::move(status);
     return;
   }
-  FinishLocked(std::move(status));
+  FinishLocked(status);
 }
 
 void StepSession::OnReadDone(bool ok) {
+  // This handler holds the read's reference until it returns.
   if (!ok) {  // the client half-closed, or the call ended
     End(grpc::Status::OK);
-    return;
-  }
-  service_->TouchSession(session_id_);
-  if (model_ == nullptr) {
-    if (grpc::Status opened = Open(); !opened.ok()) {
-      End(std::move(opened));
-      return;
+  } else {
+    service_->TouchSession(session_id_);
+    if (model_ == nullptr) {
+      if (grpc::Status opened = Open(); !opened.ok()) {
+        End(opened);
+      } else {
+        Write();
+      }
+    } else {
+      Handle();
     }
-    Write();
-    return;
   }
-  Handle();
+  Unref();
 }
 
 void StepSession::OnWriteDone(bool ok) {
   if (!ok) {
     End(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-    return;
+  } else {
+    Read();
   }
-  Read();
+  Unref();  // the write's reference
 }
 
-void StepSession::OnCancel() {
-  Terminate(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+void StepSession::OnCallDone() {
+  {
+    std::lock_guard lock(mutex_);
+    finished_ = true;  // a cancelled call takes no more operations
+  }
+  Unref();  // the done event's reference
 }
 
-void StepSession::OnDone() {
+void StepSession::Unref() {
+  {
+    std::lock_guard lock(mutex_);
+    if (--refs_ > 0) return;
+  }
   if (session_id_ >= 0) service_->UnregisterSession(session_id_);
   if (batcher_ != nullptr) {
     batcher_->StreamClosed();
@@ -172,6 +226,10 @@ void StepSession::Handle() {
 }
 
 void StepSession::SubmitStep(int64_t t) {
+  {
+    std::lock_guard lock(mutex_);
+    ++refs_;  // the batcher's, until OnStepDone(t) returns
+  }
   const int64_t in = model_->model.spec.input_size;
   std::memcpy(input_.data(), request_.step().values().data() + t * in, sizeof(float) * in);
   core::NormalizeInputs(model_->model.normalization, input_.data(), 1);
@@ -186,33 +244,41 @@ void StepSession::OnStepDone(int64_t t, const absl::Status& status) {
     ++steps_taken_;
   }
   const bool more = status.ok() && t + 1 < request_.step().steps();
+  bool next = false;
   {
     std::lock_guard lock(mutex_);
-    if (!status.ok() || deferred_end_.has_value()) {
+    if (!status.ok() || deferred_end_.has_value() || finished_) {
       busy_ = false;
-      FinishLocked(deferred_end_.has_value() ? *deferred_end_ : ToGrpcStatus(status));
-      return;
-    }
-    if (!more) {
+      if (!finished_) {
+        FinishLocked(deferred_end_.has_value() ? *deferred_end_ : ToGrpcStatus(status));
+      }
+    } else if (!more) {
       busy_ = false;
       StartWriteLocked();
-      return;  // from here gRPC owns the session: it may be gone once the lock is released
+    } else {
+      next = true;
     }
   }
-  SubmitStep(t + 1);  // still busy_, so nobody finishes the session meanwhile
+  if (next) SubmitStep(t + 1);  // still busy_, so nobody finishes the session meanwhile
+  Unref();                      // the batcher's reference to step t
 }
 
 void StepSession::StartReadLocked() {
-  if (!finished_) StartRead(&request_);
+  if (finished_) return;
+  ++refs_;
+  stream_.Read(&request_, &read_tag_);
 }
 
 void StepSession::StartWriteLocked() {
-  if (!finished_) StartWrite(&response_);
+  if (finished_) return;
+  ++refs_;
+  stream_.Write(response_, &written_tag_);
 }
 
-void StepSession::FinishLocked(grpc::Status status) {
+void StepSession::FinishLocked(const grpc::Status& status) {
   finished_ = true;
-  Finish(std::move(status));
+  ++refs_;
+  stream_.Finish(status, &finished_tag_);
 }
 
 void StepSession::Read() {
@@ -225,9 +291,9 @@ void StepSession::Write() {
   StartWriteLocked();
 }
 
-void StepSession::End(grpc::Status status) {
+void StepSession::End(const grpc::Status& status) {
   std::lock_guard lock(mutex_);
-  if (!finished_) FinishLocked(std::move(status));
+  if (!finished_) FinishLocked(status);
 }
 
 }  // namespace recurrent::server

@@ -1,12 +1,21 @@
-// One StepPredict stream on gRPC's callback API: a reactor, not a thread, so an idle stream costs
-// only its state and buffers.
+// One StepPredict stream on gRPC's async API: a state machine driven by the one thread that
+// drains its completion queue (InferenceServiceImpl's step threads), not a thread of its own, so
+// an idle stream costs only its state and buffers.
+//
+// Why the async API and not the callback API: gRPC 1.51 runs callback reactions on two
+// "nexting" threads per server that take turns message by message, each waking the other to keep
+// polling; with a step computed inside the reaction that hop cost a lone stream ~30 us per message
+// on this project's 2-core VM (docs/benchmarks.md). A queue drained by one thread polls, reads,
+// steps and writes on that thread.
 //
 // The session handles one message at a time, as a chain of operations: read a message, run its
 // timesteps through the model version's StepBatcher (asynchronously, one step after another),
 // write the response, read the next. Exactly one of those is outstanding at any moment, so the
-// request, response and state buffers have a single user at a time. Terminate() may be called
-// from other threads (idle TTL, shutdown); it and every start of a read or write take `mutex_`,
-// and a termination that arrives while the batcher holds the state buffer waits for that step.
+// request, response and state buffers have a single user at a time. Batcher callbacks run on
+// other threads, and Terminate() may be called from any thread (idle TTL, shutdown); they and
+// every start of a read, write or finish take `mutex_`. A termination that arrives while the
+// batcher holds the state buffer waits for that step. The session deletes itself once gRPC has
+// reported the call done and no operation or step of it is outstanding.
 #ifndef RECURRENT_SERVER_STEP_SESSION_H_
 #define RECURRENT_SERVER_STEP_SESSION_H_
 
@@ -16,7 +25,9 @@
 #include <optional>
 #include <vector>
 
-#include "grpcpp/support/server_callback.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/async_stream.h"
 #include "recurrent/v1/service.grpc.pb.h"
 #include "server/model_registry.h"
 #include "server/step_batcher.h"
@@ -25,23 +36,37 @@ namespace recurrent::server {
 
 class InferenceServiceImpl;
 
-class StepSession final : public grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse> {
+class StepSession final {
  public:
-  // Starts reading the first message. Ends at once with RESOURCE_EXHAUSTED or UNAVAILABLE when
-  // the service refuses a new stream.
-  StepSession(InferenceServiceImpl* service, grpc::CallbackServerContext* context);
+  // Creates a session that waits on `queue` for the next StepPredict call; each accepted call
+  // creates the next waiting session. `queue`'s thread must pass every tag it gets to Proceed().
+  static void Listen(InferenceServiceImpl* service, grpc::ServerCompletionQueue* queue);
+
+  // Delivers one completion-queue event (`tag` is what the queue returned).
+  static void Proceed(void* tag, bool ok);
 
   // Ends the stream with `status` unless it has ended already; safe from any thread.
   void Terminate(grpc::Status status);
 
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  // The client cancelled or its deadline passed: frees the session now rather than at the next
-  // read's failure.
-  void OnCancel() override;
-  void OnDone() override;
-
  private:
+  enum class Event { kAccepted, kRead, kWritten, kFinished, kDone };
+  struct Tag {
+    StepSession* session;
+    Event event;
+  };
+
+  StepSession(InferenceServiceImpl* service, grpc::ServerCompletionQueue* queue);
+  ~StepSession();
+  void OnAccepted(bool ok);
+  void OnReadDone(bool ok);
+  void OnWriteDone(bool ok);
+  // The call is over (finished, or cancelled by the client, its deadline or the shutdown).
+  void OnCallDone();
+  // References: every outstanding read, write or finish, the batcher while it holds a step, the
+  // done event until it arrives, and the handler running. The last Unref() deletes the session,
+  // so nothing can touch it afterwards.
+  void Unref();
+
   // The first message: pins the model version and writes `opened`.
   grpc::Status Open();
   // A message after `open`: answers reset/snapshot at once, or starts its timesteps.
@@ -52,13 +77,18 @@ class StepSession final : public grpc::ServerBidiReactor<v1::StepRequest, v1::St
 
   void StartReadLocked();
   void StartWriteLocked();
-  void FinishLocked(grpc::Status status);
+  void FinishLocked(const grpc::Status& status);
   void Read();
   void Write();
-  void End(grpc::Status status);
+  void End(const grpc::Status& status);
 
   InferenceServiceImpl* const service_;
-  grpc::CallbackServerContext* const context_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<v1::StepResponse, v1::StepRequest> stream_{&context_};
+  Tag accepted_tag_{this, Event::kAccepted}, read_tag_{this, Event::kRead},
+      written_tag_{this, Event::kWritten}, finished_tag_{this, Event::kFinished},
+      done_tag_{this, Event::kDone};
   int64_t session_id_ = -1;  // in the service's session table once registered
 
   std::shared_ptr<const LoadedModel> model_;
@@ -71,9 +101,10 @@ class StepSession final : public grpc::ServerBidiReactor<v1::StepRequest, v1::St
   v1::StepResponse response_;
 
   std::mutex mutex_;
-  bool finished_ = false;  // guarded by mutex_
-  bool busy_ = false;      // running steps outside any gRPC reaction; guarded by mutex_
-  std::optional<grpc::Status> deferred_end_;  // guarded by mutex_
+  bool finished_ = false;  // no more reads or writes: Finish started or the call is over
+  bool busy_ = false;      // the batcher holds the buffers (a step is running)
+  int refs_ = 0;           // see Unref()
+  std::optional<grpc::Status> deferred_end_;  // all guarded by mutex_
 };
 
 }  // namespace recurrent::server

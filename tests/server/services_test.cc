@@ -53,9 +53,10 @@ class ServicesTest : public ::testing::Test {
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(training_.get());
-    builder.RegisterService(inference_.get());
+    inference_->AttachTo(builder);
     builder.RegisterService(models_.get());
     server_ = builder.BuildAndStart();
+    inference_->StartStepThreads();
     ASSERT_NE(port, 0);
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                        grpc::InsecureChannelCredentials());
@@ -65,6 +66,7 @@ class ServicesTest : public ::testing::Test {
   }
   void TearDown() override {
     server_->Shutdown();
+    inference_->StopStepThreads();
     jobs_->Shutdown();
   }
 
@@ -569,16 +571,21 @@ TEST_F(ServicesTest, DrainingEndsOpenStreamsWithUnavailableAndRefusesNewOnes) {
 
 // An inference service of its own (other limits than the fixture's) on a loopback port.
 struct ServedInference {
-  explicit ServedInference(InferenceServiceImpl* service) {
+  explicit ServedInference(InferenceServiceImpl* service) : service(service) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(service);
+    service->AttachTo(builder);
     server = builder.BuildAndStart();
+    service->StartStepThreads();
     stub = v1::InferenceService::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                                              grpc::InsecureChannelCredentials()));
   }
-  ~ServedInference() { server->Shutdown(); }
+  ~ServedInference() {
+    server->Shutdown();
+    service->StopStepThreads();
+  }
+  InferenceServiceImpl* service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<v1::InferenceService::Stub> stub;
 };
