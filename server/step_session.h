@@ -6,7 +6,8 @@
 // "nexting" threads per server that take turns message by message, each waking the other to keep
 // polling; with a step computed inside the reaction that hop cost a lone stream ~30 us per message
 // on this project's 2-core VM (docs/benchmarks.md). A queue drained by one thread polls, reads,
-// steps and writes on that thread.
+// steps and writes on that thread, but only while the server has no callback-API service at all:
+// any one starts those threads, and they poll for every service (hence server/health_service.h).
 //
 // The session handles one message at a time, as a chain of operations: read a message, run its
 // timesteps through the model version's StepBatcher (asynchronously, one step after another),
