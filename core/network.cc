@@ -121,10 +121,26 @@ struct Network::Impl {
   ActivationBuffer input_scratch, h0_scratch, hn_scratch;
   std::map<std::tuple<int64_t, int64_t>, TrainingBuffers> training_buffers;
   std::map<int64_t, StepBuffers> step_buffers;
-  // Float32 steps of few streams (null when disabled, bf16 or unsupported); its packed weights
-  // are refreshed on the first step after SetParameters, so training does not pay for them.
+  // Float32 steps of few streams. Built on the first such step (networks that only train or
+  // run Predict never pay for its packed copy of the weights), which stays null when disabled,
+  // bf16 or unsupported; the packed weights are refreshed on the first step after SetParameters.
   std::unique_ptr<SmallBatchStep> small_step;
+  bool small_step_tried = false;
   bool small_step_stale = true;
+
+  // The packed kernel for a step of `batch` streams, or null for oneDNN's primitive.
+  SmallBatchStep* SmallStepFor(int64_t batch) {
+    if (batch > SmallBatchStep::kMaxStreams) return nullptr;
+    if (!small_step_tried) {
+      small_step_tried = true;
+      if (!bf16 && options.small_batch_step) small_step = SmallBatchStep::Create(spec);
+    }
+    if (small_step != nullptr && small_step_stale) {
+      small_step->LoadWeights(params);
+      small_step_stale = false;
+    }
+    return small_step.get();
+  }
 
   const float* head_weight() const { return params.at("head.weight").data(); }
   const float* head_bias() const { return params.at("head.bias").data(); }
@@ -347,7 +363,6 @@ absl::StatusOr<std::unique_ptr<Network>> Network::Create(const ModelSpec& spec,
           spec.hidden_size, spec.num_directions(), compute_type));
     }
     RETURN_IF_ERROR(impl->LoadParameters(params));
-    if (!impl->bf16 && options.small_batch_step) impl->small_step = SmallBatchStep::Create(spec);
     if (impl->bf16) {
       // Building one primitive tells whether this CPU runs bfloat16 RNNs (oneDNN has no
       // reference fallback for them).
@@ -597,16 +612,12 @@ absl::Status Network::Step(const float* inputs, int64_t batch, float* const* sta
     return absl::InvalidArgumentError(
         absl::StrCat("step batch ", batch, " outside [1, ", m.options.limits.max_batch, "]"));
   }
-  if (m.small_step != nullptr && batch <= SmallBatchStep::kMaxStreams) {
+  if (SmallBatchStep* small_step = m.SmallStepFor(batch); small_step != nullptr) {
     const ThreadScope threads(m.tuner.get(), m.options.num_threads, &m.last_threads, kStepCall,
                               batch, 1);
-    if (m.small_step_stale) {
-      m.small_step->LoadWeights(m.params);
-      m.small_step_stale = false;
-    }
-    m.small_step->Step(inputs, batch, states);
-    LinearHeadForward({batch, spec.hidden_size, spec.output_size, m.small_step->top_stride()},
-                      m.small_step->top_hidden(), m.head_weight(), m.head_bias(), outputs);
+    small_step->Step(inputs, batch, states);
+    LinearHeadForward({batch, spec.hidden_size, spec.output_size, small_step->top_stride()},
+                      small_step->top_hidden(), m.head_weight(), m.head_bias(), outputs);
     return absl::OkStatus();
   }
   const int64_t rows = RoundStepBatch(batch);

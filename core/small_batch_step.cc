@@ -317,9 +317,11 @@ void SmallBatchStep::RunBlock(int64_t l, int64_t block, int64_t batch, const flo
     io.x[s] = l == 0 ? inputs + s * layer.input_size : NewHidden(l - 1, s);
     io.h[s] = states[s] + l * hidden_;
     io.h_unit[s] = io.h[s] + unit;
-    io.c_unit[s] = states[s] + (num_layers_ + l) * hidden_ + unit;
     io.new_h[s] = NewHidden(l, s) + unit;
-    io.new_c[s] = NewCell(l, s) + unit;
+    if (cell_ == CellType::kLstm) {  // other cells' state blocks end after h
+      io.c_unit[s] = states[s] + (num_layers_ + l) * hidden_ + unit;
+      io.new_c[s] = NewCell(l, s) + unit;
+    }
   }
   KernelFor(cell_, batch)(io);
 }

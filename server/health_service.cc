@@ -47,7 +47,8 @@ grpc::Status HealthService::Check(grpc::ServerContext* /*context*/,
 grpc::Status HealthService::Watch(grpc::ServerContext* context, const HealthCheckRequest* request,
                                   grpc::ServerWriter<HealthCheckResponse>* writer) {
   HealthCheckResponse response;
-  if (!Known(request->service())) {
+  const bool known = Known(request->service());
+  if (!known) {
     // As the protocol says: not an error, the service may appear later (here it never does).
     response.set_status(HealthCheckResponse::SERVICE_UNKNOWN);
     writer->Write(response);
@@ -55,7 +56,7 @@ grpc::Status HealthService::Watch(grpc::ServerContext* context, const HealthChec
   std::unique_lock lock(mutex_);
   int64_t sent = -1;
   while (!shutting_down_ && !context->IsCancelled()) {
-    if (Known(request->service()) && sent != version_) {
+    if (known && sent != version_) {
       sent = version_;
       response.set_status(status_);
       lock.unlock();

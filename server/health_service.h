@@ -3,9 +3,9 @@
 // Why not the default (grpc::EnableDefaultHealthCheckService): in gRPC 1.51 it is a callback-API
 // service, and a server with any callback-API service starts gRPC's callback threads, which poll
 // the process's shared epoll set and hand every StepPredict message over to the thread that
-// serves it: that hop cost a lone stream ~40 us per message and 40% of its server CPU on this
-// project's 2-core VM (docs/benchmarks.md). With no callback service, the StepPredict thread
-// polls for its own messages.
+// serves it. Removing that hop saved a lone stream 25-30 us of latency and ~30% of its server CPU
+// per message in A/B runs on this project's 2-core VM (docs/benchmarks.md). With no callback
+// service, the StepPredict thread polls for its own messages.
 //
 // Semantics follow gRPC's health checking protocol and the default service: the empty service
 // name and the name of every service this server registers report the server's status; other
