@@ -1,5 +1,7 @@
 #include "core/onednn_layout.h"
 
+#include <algorithm>
+
 namespace recurrent::core {
 
 int64_t OneDnnWeightGates(CellType cell) {
@@ -26,15 +28,36 @@ int64_t PyTorchGateOf(CellType cell, int64_t onednn_gate) {
   return onednn_gate;
 }
 
+namespace {
+
+// dst[c * dst_ld + r] = src[r * src_ld + c] for a rows x cols matrix. Both layouts' rows are
+// thousands of floats apart (an ldigo row holds every gate), so an element-wise loop touches a
+// new cache line and often a new page per element: for a 512-unit LSTM layer that took 11 ms of
+// every 480 ms bf16 training step. Square tiles keep both sides of a tile in L1.
+void TransposeTiled(const float* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
+                    int64_t dst_ld) {
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    const int64_t r_end = std::min(rows, r0 + kTile);
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t c_end = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r_end; ++r) {
+        const float* src_row = src + r * src_ld;
+        for (int64_t c = c0; c < c_end; ++c) dst[c * dst_ld + r] = src_row[c];
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void PyTorchWeightToLdigo(CellType cell, const float* pytorch, int64_t in, int64_t hidden,
                           float* ldigo) {
   const int64_t gates = OneDnnWeightGates(cell);
   for (int64_t g = 0; g < gates; ++g) {
-    const float* block = pytorch + PyTorchGateOf(cell, g) * hidden * in;
-    for (int64_t h = 0; h < hidden; ++h) {
-      const float* row = block + h * in;
-      for (int64_t i = 0; i < in; ++i) ldigo[(i * gates + g) * hidden + h] = row[i];
-    }
+    // PyTorch's gate block is [H, in]; oneDNN's gate g is [in, H] with rows gates * H apart.
+    TransposeTiled(pytorch + PyTorchGateOf(cell, g) * hidden * in, hidden, in, in,
+                   ldigo + g * hidden, gates * hidden);
   }
 }
 
@@ -42,11 +65,8 @@ void LdigoToPyTorchWeight(CellType cell, const float* ldigo, int64_t in, int64_t
                           float* pytorch) {
   const int64_t gates = OneDnnWeightGates(cell);
   for (int64_t g = 0; g < gates; ++g) {
-    float* block = pytorch + PyTorchGateOf(cell, g) * hidden * in;
-    for (int64_t h = 0; h < hidden; ++h) {
-      float* row = block + h * in;
-      for (int64_t i = 0; i < in; ++i) row[i] = ldigo[(i * gates + g) * hidden + h];
-    }
+    TransposeTiled(ldigo + g * hidden, in, hidden, gates * hidden,
+                   pytorch + PyTorchGateOf(cell, g) * hidden * in, in);
   }
 }
 
