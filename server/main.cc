@@ -80,6 +80,11 @@ ABSL_FLAG(int64_t, step_max_batch, 64, "Most stream steps one engine Step call b
 ABSL_FLAG(int64_t, step_max_wait_us, 200,
           "Longest a step waits for other streams to join its batch, in microseconds (a lone "
           "stream never waits).");
+ABSL_FLAG(int64_t, step_inline_max_streams, 16,
+          "While at most this many StepPredict streams of a model are open, a ready step batch "
+          "runs on the thread that completed it (no hand-over: lowest latency); with more, a "
+          "worker thread runs every batch while the stream threads keep reading and writing "
+          "(higher throughput).");
 ABSL_FLAG(double, stream_idle_ttl_seconds, 600,
           "A StepPredict session silent for this long is ended and its state freed; 0: never.");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
@@ -208,6 +213,7 @@ int Serve() {
   inference_limits.step_threads = std::max(1, absl::GetFlag(FLAGS_step_threads));
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
+  inference_limits.batching.inline_max_streams = absl::GetFlag(FLAGS_step_inline_max_streams);
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
   inference_limits.stream_idle_ttl = absl::Seconds(absl::GetFlag(FLAGS_stream_idle_ttl_seconds));
   ServerMetrics metrics;

@@ -78,17 +78,21 @@ void StepBatcher::StepAsync(const float* input, float* state, float* output, Ste
     return;
   }
   queue_.push_back(Pending{input, state, output, std::move(done)});
-  if (running_ || running_here == this || !BatchReadyLocked()) {
-    // Someone runs a batch now (and takes this step after it), or the batch waits for more
-    // streams: the worker handles both.
-    work_.notify_all();
+  if (running_ || running_here == this || !BatchReadyLocked() ||
+      active_streams_ > options_.inline_max_streams) {
+    // Someone runs a batch now (and takes this step after it), or the worker runs it: wake the
+    // worker only when it has something new to do, to start a batch's wait (the first step
+    // queued) or to run a batch that became ready. (Waking it for every step cost a context
+    // switch per step.) A running thread needs no wake-up: it drains the queue or wakes the
+    // worker when it stops.
+    if (!running_ && (queue_.size() == 1 || BatchReadyLocked())) work_.notify_all();
     return;
   }
   // This step completes a batch: run it on this thread, without a hop to the worker.
-  RunBatchesLocked(lock);
+  RunBatchesLocked(lock, /*drain=*/false);
 }
 
-void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock) {
+void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool drain) {
   running_ = true;
   running_here = this;
   do {
@@ -99,7 +103,7 @@ void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock) {
     lock.unlock();
     RunBatch();
     lock.lock();
-  } while (BatchReadyLocked());
+  } while (drain ? !queue_.empty() : BatchReadyLocked());
   running_here = nullptr;
   running_ = false;
   // A partial batch left: the worker waits for the rest. (Only then: waking the idle worker
@@ -134,8 +138,8 @@ void StepBatcher::WorkerLoop() {
     work_.wait_until(lock, deadline,
                      [&] { return running_ || queue_.empty() || BatchReadyLocked(); });
     if (running_ || queue_.empty()) continue;
-    // Ready, or the wait ran out: run what is queued.
-    RunBatchesLocked(lock);
+    // Ready, or the wait ran out: run what is queued, then what queues up meanwhile.
+    RunBatchesLocked(lock, /*drain=*/true);
   }
 }
 

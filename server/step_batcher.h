@@ -8,11 +8,21 @@
 // active streams' (open sessions), the batch is ready; otherwise it waits up to `max_wait` for
 // more streams to join. A lone stream therefore never waits.
 //
-// Who runs a batch: the thread whose step makes it ready runs it itself, callbacks included (no
-// hop to another thread, which costs a wake-up of tens of microseconds on a busy machine); a
-// callback that submits its stream's next step only queues it, and the running thread loops
-// while batches are ready. One worker thread per batcher runs the batches whose wait ran out.
-// One batch runs at a time (the engine's Network is not thread-safe).
+// Who runs a batch:
+// - With at most `inline_max_streams` active streams (default 16), the thread whose step makes
+//   the batch ready runs it itself, callbacks included: no hop to another thread, which costs a
+//   wake-up of tens of microseconds on a busy machine. A lone stream's step never changes
+//   threads; 16 streams ran faster this way than with a worker (23-27k against 23k steps/s).
+// - With more, one worker thread per batcher runs every batch, so that the threads that read and
+//   write the streams' messages go on doing so while it computes. When a batch ends, the worker
+//   at once runs the steps queued meanwhile (continuous batching) instead of waiting for the
+//   remaining streams: the streams settle into cohorts, one computing while the others'
+//   messages travel. Waiting for all of them (one batch of every stream, then their I/O, then
+//   the next batch) kept the server on about one of the VM's two cores; 64 streams ran 1.2-1.3x
+//   faster this way (docs/benchmarks.md).
+// - The worker also runs the batches whose wait ran out.
+// A callback that submits its stream's next step only queues it; the running thread takes it
+// next. One batch runs at a time (the engine's Network is not thread-safe).
 //
 // Thread-safe. The batcher holds the model (shared_ptr), so the version stays loaded while any
 // stream uses it.
@@ -39,6 +49,9 @@ namespace recurrent::server {
 struct StepBatcherOptions {
   int64_t max_batch = 64;
   absl::Duration max_wait = absl::Microseconds(200);
+  // A ready batch runs on the submitting thread only while at most this many streams are active
+  // (see above); otherwise on the worker.
+  int64_t inline_max_streams = 16;
   int threads = 1;  // OpenMP threads of the engine's Step calls
   // Called after every engine Step call with its wall time (seconds) and batch size; for metrics.
   std::function<void(double seconds, int64_t batch)> on_batch;
@@ -87,8 +100,9 @@ class StepBatcher {
   // Whether the queue holds a batch that should run now. Needs mutex_.
   bool BatchReadyLocked() const;
   // Runs the queued steps on this thread as a batch (the queue must not be empty; the first batch
-  // may be partial), then more while a batch is ready; `lock` holds mutex_ on entry and exit.
-  void RunBatchesLocked(std::unique_lock<std::mutex>& lock);
+  // may be partial), then more while a batch is ready, or while any step is queued if `drain`;
+  // `lock` holds mutex_ on entry and exit.
+  void RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool drain);
   // Runs batch_ through the engine and calls its callbacks; only while running_.
   void RunBatch();
 

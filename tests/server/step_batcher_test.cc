@@ -127,6 +127,90 @@ TEST(StepBatcherTest, CallbacksThatChainTheNextStepNeitherRecurseNorReorder) {
   }
 }
 
+// Submits one step for each of two open streams from this thread and returns the threads their
+// callbacks ran on. The second submission completes the batch.
+std::vector<std::thread::id> CallbackThreadsOfOneBatch(int64_t inline_max_streams) {
+  StepBatcherOptions options;
+  options.max_wait = absl::Seconds(20);  // the batch must start because it is ready, not late
+  options.inline_max_streams = inline_max_streams;
+  auto batcher = StepBatcher::Create(SmallLstm(), options);
+  EXPECT_TRUE(batcher.ok());
+  (*batcher)->StreamOpened();
+  (*batcher)->StreamOpened();
+  std::vector<std::vector<float>> states(2, std::vector<float>((*batcher)->state_size(), 0.0f));
+  const float input[3] = {0.1f, 0.2f, 0.3f};
+  float outputs[2];
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::vector<std::thread::id> threads;
+  for (int s = 0; s < 2; ++s) {
+    (*batcher)->StepAsync(input, states[s].data(), &outputs[s], [&](absl::Status status) {
+      EXPECT_TRUE(status.ok());
+      std::lock_guard lock(mutex);
+      threads.push_back(std::this_thread::get_id());
+      finished.notify_all();
+    });
+  }
+  std::unique_lock lock(mutex);
+  EXPECT_TRUE(
+      finished.wait_for(lock, std::chrono::seconds(10), [&] { return threads.size() == 2; }));
+  (*batcher)->StreamClosed();
+  (*batcher)->StreamClosed();
+  return threads;
+}
+
+TEST(StepBatcherTest, AReadyBatchRunsOnTheSubmittingThreadOnlyUpToTheInlineStreamLimit) {
+  const std::thread::id here = std::this_thread::get_id();
+  // Two open streams, inline only for one: the worker computes, the submitter moves on.
+  for (const std::thread::id ran_on : CallbackThreadsOfOneBatch(1)) EXPECT_NE(ran_on, here);
+  // Inline up to two: the submission that completes the batch runs it.
+  for (const std::thread::id ran_on : CallbackThreadsOfOneBatch(2)) EXPECT_EQ(ran_on, here);
+}
+
+TEST(StepBatcherTest, StepsQueuedDuringABatchRunWithoutWaitingForTheOtherStreams) {
+  // Continuous batching on the worker: stream A's next step, queued while the batch of A and B
+  // ran, runs as soon as that batch ends, although B (still open) has not sent its next step and
+  // the wait for it would last 20 s.
+  StepBatcherOptions options;
+  options.max_wait = absl::Seconds(20);
+  options.inline_max_streams = 1;  // two streams: the worker runs the batches
+  auto batcher = StepBatcher::Create(SmallLstm(), options);
+  ASSERT_TRUE(batcher.ok());
+  (*batcher)->StreamOpened();
+  (*batcher)->StreamOpened();
+  std::vector<float> state_a((*batcher)->state_size(), 0.0f), state_b(state_a);
+  const float input[3] = {0.1f, 0.2f, 0.3f};
+  float output_a[2], output_b;
+  std::mutex mutex;
+  std::condition_variable finished;
+  bool a_done = false, b_done = false;
+  (*batcher)->StepAsync(input, state_a.data(), &output_a[0], [&](absl::Status status) {
+    ASSERT_TRUE(status.ok());
+    (*batcher)->StepAsync(input, state_a.data(), &output_a[1], [&](absl::Status second) {
+      ASSERT_TRUE(second.ok());
+      std::lock_guard lock(mutex);
+      a_done = true;
+      finished.notify_all();
+    });
+  });
+  (*batcher)->StepAsync(input, state_b.data(), &output_b, [&](absl::Status status) {
+    ASSERT_TRUE(status.ok());
+    std::lock_guard lock(mutex);
+    b_done = true;
+    finished.notify_all();
+  });
+  const absl::Time start = absl::Now();
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(
+        finished.wait_for(lock, std::chrono::seconds(30), [&] { return a_done && b_done; }));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "A's second step waited for B";
+  EXPECT_EQ((*batcher)->stats().steps, 3);
+  (*batcher)->StreamClosed();
+  (*batcher)->StreamClosed();
+}
+
 TEST(StepBatcherTest, RefusesBidirectionalModels) {
   auto loaded = std::make_shared<LoadedModel>(*SmallLstm());
   loaded->model.spec.bidirectional = true;
