@@ -65,10 +65,23 @@ void InferenceServiceImpl::StopStepThreads() {
   if (step_threads_.empty()) return;
   // The server's shutdown cancelled every call and failed every waiting request; the threads are
   // still delivering those events, and a queue must see no new operation once shut down.
-  while (live_sessions_.load() > 0) absl::SleepFor(absl::Milliseconds(1));
+  {
+    std::unique_lock lock(live_mutex_);
+    no_live_sessions_.wait(lock, [&] { return live_sessions_ == 0; });
+  }
   for (const auto& queue : step_queues_) queue->Shutdown();
   for (std::thread& thread : step_threads_) thread.join();
   step_threads_.clear();
+}
+
+void InferenceServiceImpl::SessionCreated() {
+  std::lock_guard lock(live_mutex_);
+  ++live_sessions_;
+}
+
+void InferenceServiceImpl::SessionDestroyed() {
+  std::lock_guard lock(live_mutex_);
+  if (--live_sessions_ == 0) no_live_sessions_.notify_all();
 }
 
 absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session,

@@ -147,8 +147,12 @@ class InferenceServiceImpl final
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> step_queues_;
   std::vector<std::thread> step_threads_;
   // Sessions alive (accepted or waiting for a call), so StopStepThreads knows when the queues
-  // can go.
-  std::atomic<int64_t> live_sessions_{0};
+  // can go; StepSession's constructor and destructor count them.
+  void SessionCreated();
+  void SessionDestroyed();
+  std::mutex live_mutex_;
+  std::condition_variable no_live_sessions_;
+  int64_t live_sessions_ = 0;  // guarded by live_mutex_
 };
 
 }  // namespace recurrent::server

@@ -48,14 +48,14 @@ void StepSession::Proceed(void* tag, bool ok) {
 
 StepSession::StepSession(InferenceServiceImpl* service, grpc::ServerCompletionQueue* queue)
     : service_(service), queue_(queue) {
-  ++service_->live_sessions_;
+  service_->SessionCreated();
   // Before the request: the done event is how a cancelled call (client gone, deadline, server
   // shutdown) reaches a session that has no read or write outstanding.
   context_.AsyncNotifyWhenDone(&done_tag_);
   service_->RequestStepPredict(&context_, &stream_, queue_, queue_, &accepted_tag_);
 }
 
-StepSession::~StepSession() { --service_->live_sessions_; }
+StepSession::~StepSession() { service_->SessionDestroyed(); }
 
 void StepSession::OnAccepted(bool ok) {
   if (!ok) {  // the server is shutting down: no call was matched, so no done event will come

@@ -11,7 +11,6 @@
 namespace recurrent::server {
 namespace {
 
-constexpr absl::string_view kMagic = "RCNTSNP1";
 constexpr uint32_t kFormatVersion = 1;
 
 absl::Status Bad(absl::string_view why) {
@@ -31,12 +30,12 @@ std::string EncodeSnapshot(const StreamState& state) {
   envelope.set_format_version(kFormatVersion);
   envelope.set_artifact(snapshot.SerializeAsString());
   envelope.set_crc32c(core::Crc32c(envelope.artifact()));
-  return absl::StrCat(kMagic, envelope.SerializeAsString());
+  return absl::StrCat(kSnapshotMagic, envelope.SerializeAsString());
 }
 
 absl::StatusOr<StreamState> DecodeSnapshot(absl::string_view bytes, int64_t max_state_floats) {
-  if (!absl::StartsWith(bytes, kMagic)) return Bad("wrong magic");
-  const absl::string_view body = bytes.substr(kMagic.size());
+  if (!absl::StartsWith(bytes, kSnapshotMagic)) return Bad("wrong magic");
+  const absl::string_view body = bytes.substr(kSnapshotMagic.size());
   // A state of max_state_floats floats plus names and framing.
   if (static_cast<int64_t>(body.size()) > 4 * max_state_floats + 4096) return Bad("too large");
   v1::ArtifactEnvelope envelope;

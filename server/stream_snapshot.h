@@ -23,6 +23,9 @@ struct StreamState {
   std::vector<float> state;
 };
 
+// The first bytes of every snapshot (then an ArtifactEnvelope, as in a model artifact).
+inline constexpr absl::string_view kSnapshotMagic = "RCNTSNP1";
+
 std::string EncodeSnapshot(const StreamState& state);
 // `max_state_floats` bounds the state before it is copied.
 absl::StatusOr<StreamState> DecodeSnapshot(absl::string_view bytes, int64_t max_state_floats);

@@ -84,17 +84,9 @@ void ParseOne(absl::string_view bytes) {
 }  // namespace
 }  // namespace recurrent::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  recurrent::fuzz::SilenceProtobufLogs();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
-  recurrent::fuzz::ParseOne(bytes);
-  if (const std::optional<std::string> fixed =
-          recurrent::fuzz::WithChecksumFixed(bytes, recurrent::core::kArtifactMagic)) {
-    recurrent::fuzz::ParseOne(*fixed);
-  }
+  recurrent::fuzz::WithAndWithoutChecksumFix(bytes, recurrent::core::kArtifactMagic,
+                                             recurrent::fuzz::ParseOne);
   return 0;
 }

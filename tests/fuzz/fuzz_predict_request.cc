@@ -54,11 +54,6 @@ void Run(const v1::PredictRequest& request, Engine& engine) {
 }  // namespace
 }  // namespace recurrent::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  recurrent::fuzz::SilenceProtobufLogs();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace recurrent;  // NOLINT: a fuzzer entry point
   v1::PredictRequest request;

@@ -47,17 +47,9 @@ void DecodeAll(absl::string_view bytes) {
 }  // namespace
 }  // namespace recurrent::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  recurrent::fuzz::SilenceProtobufLogs();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
-  recurrent::fuzz::DecodeAll(bytes);
-  if (const std::optional<std::string> fixed =
-          recurrent::fuzz::WithChecksumFixed(bytes, recurrent::fuzz::kSnapshotMagic)) {
-    recurrent::fuzz::DecodeAll(*fixed);
-  }
+  recurrent::fuzz::WithAndWithoutChecksumFix(bytes, recurrent::server::kSnapshotMagic,
+                                             recurrent::fuzz::DecodeAll);
   return 0;
 }

@@ -72,12 +72,8 @@ void AsFirstMessage(const v1::StepRequest& request) {
   ExpectInvalid(open);
   FUZZ_CHECK(open.ok() == request.has_open(), "only `open` may start a stream");
   if (!open.ok() || request.open().resume_from().empty()) return;
-  const std::string& snapshot = request.open().resume_from();
-  Resume(snapshot);
   // A mutated snapshot rarely keeps its checksum: also try it with the checksum recomputed.
-  if (const std::optional<std::string> fixed = WithChecksumFixed(snapshot, kSnapshotMagic)) {
-    Resume(*fixed);
-  }
+  WithAndWithoutChecksumFix(request.open().resume_from(), server::kSnapshotMagic, Resume);
 }
 
 void AsLaterMessage(const v1::StepRequest& request) {
@@ -101,11 +97,6 @@ void AsLaterMessage(const v1::StepRequest& request) {
 
 }  // namespace
 }  // namespace recurrent::fuzz
-
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  recurrent::fuzz::SilenceProtobufLogs();
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   recurrent::v1::StepRequest request;

@@ -166,11 +166,6 @@ void Check(const v1::TrainRequest& request) {
 }  // namespace
 }  // namespace recurrent::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  recurrent::fuzz::SilenceProtobufLogs();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   recurrent::v1::TrainRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;

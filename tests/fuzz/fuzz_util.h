@@ -65,8 +65,13 @@ inline std::optional<std::string> WithChecksumFixed(absl::string_view bytes,
   return std::string(magic) + envelope.SerializeAsString();
 }
 
-// The snapshot magic (keep in sync with server/stream_snapshot.cc, which keeps it private).
-inline constexpr absl::string_view kSnapshotMagic = "RCNTSNP1";
+// Feeds `bytes` to `parse`, then, when it is a checksummed envelope whose checksum no longer
+// matches, the same bytes with the checksum recomputed.
+template <typename Parse>
+void WithAndWithoutChecksumFix(absl::string_view bytes, absl::string_view magic, Parse parse) {
+  parse(bytes);
+  if (const std::optional<std::string> fixed = WithChecksumFixed(bytes, magic)) parse(*fixed);
+}
 
 // Small fixed models for the request targets: sizes a fuzzer can match, one of each cell, with
 // and without normalization. The Step targets need unidirectional ones (`steppable`).
