@@ -39,9 +39,14 @@ TEST(StepBatcherTest, ALoneStreamNeverWaitsForCompany) {
   (*batcher)->StreamClosed();
 }
 
-TEST(StepBatcherTest, ConcurrentStreamsShareEngineCallsAndKeepTheirOwnResults) {
+// Run with inline_max_streams 16 (the stream whose step completes a batch runs it) and 1 (the
+// worker runs every batch, draining what queues meanwhile).
+class ConcurrentStreamsTest : public testing::TestWithParam<int64_t> {};
+
+TEST_P(ConcurrentStreamsTest, ShareEngineCallsAndKeepTheirOwnResults) {
   StepBatcherOptions options;
   options.max_wait = absl::Milliseconds(20);
+  options.inline_max_streams = GetParam();
   const std::shared_ptr<const LoadedModel> model = SmallLstm();
   auto batcher = StepBatcher::Create(model, options);
   ASSERT_TRUE(batcher.ok());
@@ -62,7 +67,9 @@ TEST(StepBatcherTest, ConcurrentStreamsShareEngineCallsAndKeepTheirOwnResults) {
   for (std::thread& thread : threads) thread.join();
   const StepBatchStats stats = (*batcher)->stats();
   EXPECT_EQ(stats.steps, kStreams * kSteps);
-  EXPECT_LE(stats.calls, stats.steps * 3 / 4) << "steps were not batched";
+  // Only the inline mode promises full batches: the worker runs whatever queued during its
+  // previous batch, which under CPU contention is often less than all four streams.
+  if (GetParam() > 1) EXPECT_LE(stats.calls, stats.steps * 3 / 4) << "steps were not batched";
 
   auto solo = core::Network::Create(model->model.spec, model->model.parameters);
   ASSERT_TRUE(solo.ok());
@@ -77,6 +84,8 @@ TEST(StepBatcherTest, ConcurrentStreamsShareEngineCallsAndKeepTheirOwnResults) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(InlineOrWorker, ConcurrentStreamsTest, testing::Values(16, 1));
 
 TEST(StepBatcherTest, CallbacksThatChainTheNextStepNeitherRecurseNorReorder) {
   // A stream that submits each next step from the previous one's callback (as StepPredict does
