@@ -53,11 +53,28 @@ void InferenceServiceImpl::StartStepThreads() {
     // through the queue for each.
     StepSession::Listen(this, cq);
     StepSession::Listen(this, cq);
-    step_threads_.emplace_back([cq] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (cq->Next(&tag, &ok)) StepSession::Proceed(tag, ok);
-    });
+    step_threads_.emplace_back([this, cq] { RunStepQueue(cq); });
+  }
+}
+
+void InferenceServiceImpl::RunStepQueue(grpc::ServerCompletionQueue* queue) {
+  using Status = grpc::CompletionQueue::NextStatus;
+  const gpr_timespec no_wait = gpr_time_0(GPR_CLOCK_MONOTONIC);
+  void* tag = nullptr;
+  bool ok = false;
+  while (true) {
+    Status status = Status::TIMEOUT;
+    if (limits_.step_busy_poll > absl::ZeroDuration() &&
+        admitted_sessions_.load(std::memory_order_relaxed) <= limits_.batching.inline_max_streams) {
+      const absl::Time until = absl::Now() + limits_.step_busy_poll;
+      do {
+        status = queue->AsyncNext(&tag, &ok, no_wait);
+      } while (status == Status::TIMEOUT && absl::Now() < until);
+    }
+    if (status == Status::TIMEOUT)
+      status = queue->Next(&tag, &ok) ? Status::GOT_EVENT : Status::SHUTDOWN;
+    if (status == Status::SHUTDOWN) return;
+    StepSession::Proceed(tag, ok);
   }
 }
 
@@ -104,6 +121,7 @@ absl::StatusOr<int64_t> InferenceServiceImpl::AdmitSession(StepSession* session,
   ++of_client;
   const int64_t id = next_session_++;
   sessions_.emplace(id, Session{session, absl::Now(), std::move(client)});
+  admitted_sessions_.store(static_cast<int64_t>(sessions_.size()), std::memory_order_relaxed);
   return id;
 }
 
@@ -153,6 +171,7 @@ void InferenceServiceImpl::UnregisterSession(int64_t id) {
         streams_per_client_.erase(count);
       }
       sessions_.erase(it);
+      admitted_sessions_.store(static_cast<int64_t>(sessions_.size()), std::memory_order_relaxed);
     }
   }
   session_ended_.notify_all();

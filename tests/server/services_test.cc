@@ -624,6 +624,33 @@ TEST_F(ServicesTest, StreamsOverTheLimitAreResourceExhausted) {
   }
 }
 
+TEST_F(ServicesTest, StepThreadsServeAndStopWithAndWithoutBusyPolling) {
+  // The step threads poll their queues for --step_busy_poll_us after each event instead of
+  // sleeping. Off, on, and with a 30 s window (so the thread is always polling): the answers are
+  // the engine's, and the shutdown still ends the poll at once instead of after the window.
+  const core::Model model = RegisterGru("tagger");
+  const std::vector<float> inputs = Ramp(40, 0.1f);
+  const std::vector<float> expected = SoloSteps(model, inputs);
+  v1::OpenSession open;
+  open.mutable_model()->set_name("tagger");
+  for (const absl::Duration poll :
+       {absl::ZeroDuration(), absl::Microseconds(100), absl::Seconds(30)}) {
+    InferenceLimits limits;
+    limits.step_busy_poll = poll;
+    InferenceServiceImpl service(registry_.get(), limits);
+    absl::Time stopping;
+    {
+      ServedInference served(&service);
+      StepSession session(*served.stub);
+      session.Open(open);
+      EXPECT_EQ(session.Steps(inputs, 2), expected) << poll;
+      EXPECT_TRUE(session.Close().ok()) << poll;
+      stopping = absl::Now();
+    }
+    EXPECT_LT(absl::Now() - stopping, absl::Seconds(10)) << "shutdown waited for the poll " << poll;
+  }
+}
+
 TEST_F(ServicesTest, OneClientCannotTakeEveryStreamSlot) {
   RegisterGru("tagger");
   InferenceLimits limits;
