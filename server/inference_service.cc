@@ -71,8 +71,9 @@ void InferenceServiceImpl::RunStepQueue(grpc::ServerCompletionQueue* queue) {
         status = queue->AsyncNext(&tag, &ok, no_wait);
       } while (status == Status::TIMEOUT && absl::Now() < until);
     }
-    if (status == Status::TIMEOUT)
+    if (status == Status::TIMEOUT) {
       status = queue->Next(&tag, &ok) ? Status::GOT_EVENT : Status::SHUTDOWN;
+    }
     if (status == Status::SHUTDOWN) return;
     StepSession::Proceed(tag, ok);
   }

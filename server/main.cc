@@ -215,7 +215,7 @@ int Serve() {
   inference_limits.max_streams = absl::GetFlag(FLAGS_max_streams);
   inference_limits.max_streams_per_client = absl::GetFlag(FLAGS_max_streams_per_client);
   inference_limits.max_steps_per_message = absl::GetFlag(FLAGS_max_steps_per_message);
-  inference_limits.step_threads = std::max(1, absl::GetFlag(FLAGS_step_threads));
+  inference_limits.step_threads = absl::GetFlag(FLAGS_step_threads);  // AttachTo makes it >= 1
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.inline_max_streams = absl::GetFlag(FLAGS_step_inline_max_streams);

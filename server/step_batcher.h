@@ -19,8 +19,8 @@
 //   at once runs the steps queued meanwhile (continuous batching) instead of waiting for the
 //   remaining streams: the streams settle into cohorts, one computing while the others'
 //   messages travel. Waiting for all of them (one batch of every stream, then their I/O, then
-//   the next batch) kept the server on about one of the VM's two cores; 64 streams ran 1.2-1.3x
-//   faster this way (docs/benchmarks.md).
+//   the next batch) kept the server on about one of the VM's two cores; 64 streams ran
+//   1.17-1.25x faster this way in alternating runs (docs/benchmarks.md).
 // - The worker also runs the batches whose wait ran out.
 // A callback that submits its stream's next step only queues it; the running thread takes it
 // next. One batch runs at a time (the engine's Network is not thread-safe).

@@ -55,20 +55,20 @@ long AllocationsPerStep(Network& network, int64_t batch, int repetitions) {
 // oneDNN primitive and so must allocate nothing at all.
 TEST(StepAllocationTest, StepAllocatesNothingBeyondOneDnnExecuteAfterWarmUp) {
   for (const CellType cell : {CellType::kLstm, CellType::kGru, CellType::kRnnTanh}) {
+    ModelSpec spec;
+    spec.cell = cell;
+    spec.input_size = 8;
+    spec.hidden_size = 32;
+    spec.num_layers = 2;
+    const bool kernel_available = SmallBatchStep::Create(spec) != nullptr;  // an AVX-512 CPU
     for (const int threads : {1, 2}) {
-      ModelSpec spec;
-      spec.cell = cell;
-      spec.input_size = 8;
-      spec.hidden_size = 32;
-      spec.num_layers = 2;
       NetworkOptions options;
       options.num_threads = threads;
       auto network = Network::Create(spec, InitParameters(spec, 1), options);
       ASSERT_TRUE(network.ok()) << network.status();
       for (const int64_t batch : {1, 5, 64}) {
         const long per_step = AllocationsPerStep(**network, batch, 50);
-        const bool packed = batch <= SmallBatchStep::kMaxStreams &&
-                            SmallBatchStep::Create(spec) != nullptr;  // an AVX-512 CPU
+        const bool packed = kernel_available && batch <= SmallBatchStep::kMaxStreams;
         const long allowed = packed ? 0 : kOneDnnAllocationsPerLayerExecution * spec.num_layers;
         EXPECT_LE(per_step, allowed)
             << CellTypeName(cell) << " batch " << batch << ", " << threads << " threads";
