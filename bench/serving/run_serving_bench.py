@@ -7,11 +7,14 @@ the same closed-loop C++ load generator (bench/serving/serving_load.cc).
 Model: LSTM, 2 layers, H=256, input 8, output 1 (bench/serving/make_model.py), the same weights in
 every server. Loads: StepPredict with 1, 16, 64 and 256 streams (one timestep per message, each
 stream waits for its prediction), and Predict with 4 callers of 8 sequences x 50 steps. Also:
-recurrentd with step batching off (--step_max_batch=1), and the engine's in-process step time.
+recurrentd with step batching off (--step_max_batch=1), and the engine's in-process step time
+(one stream, and 64 streams in one call).
 
     /usr/bin/python3 bench/serving/run_serving_bench.py [--duration 10] [--out FILE.jsonl]
 
-Prints every run as a JSON line, then the table of ratios with their targets.
+Prints every run as a JSON line, then the table of ratios with their targets, then the CPU budget:
+the most steps/s that the machine's cores allow at 64 streams when a step costs the echo server's
+and the load client's CPU per round trip plus the engine's time per stream in a batch of 64.
 """
 
 import argparse
@@ -91,13 +94,20 @@ def main():
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
 
     results = []
-    engine = subprocess.run([os.path.join(BIN, "serving_load"), "--mode=engine",
-                             f"--artifact={artifact}", "--duration_s=3", "--warmup_s=1",
-                             "--label=engine"], capture_output=True, text=True, env=env, check=True)
-    engine_result = json.loads(engine.stdout.strip().splitlines()[-1])
-    engine_result["server"] = "engine"
-    print(json.dumps(engine_result), flush=True)
-    results.append(engine_result)
+
+    def engine_step(batch):
+        engine = subprocess.run([os.path.join(BIN, "serving_load"), "--mode=engine",
+                                 f"--artifact={artifact}", f"--engine_batch={batch}",
+                                 "--duration_s=3", "--warmup_s=1", f"--label=engine x{batch}"],
+                                capture_output=True, text=True, env=env, check=True)
+        result = json.loads(engine.stdout.strip().splitlines()[-1])
+        result["server"] = "engine"
+        print(json.dumps(result), flush=True)
+        results.append(result)
+        return result
+
+    engine_result = engine_step(1)
+    engine_batch64 = engine_step(64)
 
     def recurrentd(name, extra):
         port = free_port()
@@ -138,10 +148,10 @@ def main():
         with open(args.out, "w") as f:
             for result in results:
                 f.write(json.dumps(result) + "\n")
-    summarize(results, engine_result)
+    summarize(results, engine_result, engine_batch64)
 
 
-def summarize(results, engine):
+def summarize(results, engine, engine_batch64):
     def find(server, mode, n):
         for r in results:
             if r.get("server") == server and r.get("mode") == mode and r.get("concurrency") == n:
@@ -179,12 +189,16 @@ def summarize(results, engine):
         ratio = ours_p["throughput"] / torch_p["throughput"]
         check("Predict throughput / Python's", f"{ratio:.1f}x", ">= 3x", ratio >= 3)
 
-    print("\n| server | load | throughput/s | p50 us | p90 us | p99 us | server CPU us/req |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| server | load | throughput/s | p50 us | p90 us | p99 us | server CPU us/req "
+          "| load client CPU us/req |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r.get('server')} | {r.get('mode')} x{r.get('concurrency')} | "
+        load = f"{r.get('mode')} x{r.get('concurrency')}" + (
+            f" (batch {r['batch']})" if r.get("batch", 1) > 1 else "")
+        print(f"| {r.get('server')} | {load} | "
               f"{r.get('throughput', 0):.0f} | {r.get('p50_us', 0):.0f} | {r.get('p90_us', 0):.0f} | "
-              f"{r.get('p99_us', 0):.0f} | {r.get('server_cpu_us_per_request', 0):.0f} |")
+              f"{r.get('p99_us', 0):.0f} | {r.get('server_cpu_us_per_request', 0):.0f} | "
+              f"{r.get('client_cpu_us_per_request', 0):.0f} |")
     print("\n| check | measured | target | |")
     print("|---|---|---|---|")
     for row in rows:
@@ -192,6 +206,35 @@ def summarize(results, engine):
     misses = [row[0] for row in rows if row[3] == "MISS"]
     print(f"\n{len(rows) - len(misses)}/{len(rows)} targets met" +
           (f"; missed: {'; '.join(misses)}" if misses else ""))
+    cpu_budget(echo64, nobatch64, ours64, engine_batch64)
+
+
+def cpu_budget(echo64, nobatch64, ours64, engine_batch64):
+    """The most steps/s that any server could answer at 64 streams on this machine's cores, when
+    each step costs at least what the echo server and the load client spend on a round trip
+    (gRPC's own floor) plus the engine's in-process time per stream in a full batch of 64."""
+    if not (echo64 and engine_batch64 and echo64.get("client_cpu_us_per_request")):
+        return
+    cores = len(os.sched_getaffinity(0))
+    echo_server = echo64["server_cpu_us_per_request"]
+    client = echo64["client_cpu_us_per_request"]
+    engine = engine_batch64["p50_us"] / engine_batch64["batch"]
+    floor = echo_server + client + engine
+    ceiling = cores * 1e6 / floor
+    print(f"\nCPU budget at 64 streams on {cores} cores: a step costs at least {floor:.1f} us of "
+          f"CPU (echo server {echo_server:.1f} + load client {client:.1f} + engine {engine:.1f} "
+          f"per stream of a batch of {engine_batch64['batch']}), so no server answers more than "
+          f"{ceiling:.0f} steps/s here, with every core busy and every batch full.")
+    print(f"  that ceiling / echo's throughput: {ceiling / echo64['throughput']:.2f} "
+          f"(target >= 0.60)")
+    if nobatch64:
+        print(f"  that ceiling / batching off: {ceiling / nobatch64['throughput']:.1f}x "
+              f"(target >= 3x)")
+    if ours64:
+        used = ours64["throughput"] * (ours64["server_cpu_us_per_request"] +
+                                       ours64.get("client_cpu_us_per_request", 0)) / 1e6
+        print(f"  recurrentd: {ours64['throughput'] / ceiling:.2f} of the ceiling; it and the load "
+              f"client kept {used:.2f} of the {cores} cores busy")
 
 
 if __name__ == "__main__":

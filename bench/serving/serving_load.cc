@@ -4,12 +4,15 @@
 //                   prediction before sending the next;
 //   --mode=predict: --clients concurrent callers of Predict, each with a batch of --sequences
 //                   sequences of --steps timesteps;
-//   --mode=engine:  the engine's in-process Step time for one stream (no gRPC), from --artifact.
+//   --mode=engine:  the engine's in-process Step time (no gRPC) of --engine_batch streams stepped
+//                   together, from --artifact.
 //
 // Warm-up, then a fixed measured window. Prints one JSON line: throughput, latency p50/p90/p99/max
-// (from every request's latency), and, with --server_pid, the server's CPU time per request over
-// the window (utime + stime from /proc). The client runs on gRPC's callback API (no thread per
-// stream), so the client's own cost is the same for every server it drives.
+// (from every request's latency), this process's CPU time per request over the window, and, with
+// --server_pid, the server's (utime + stime from /proc). The two together are what one request
+// costs the machine when client and server share it (run_serving_bench.py's CPU budget). The client
+// runs on gRPC's callback API (no thread per stream), so the client's own cost is the same for
+// every server it drives.
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +48,7 @@ ABSL_FLAG(double, warmup_s, 2, "Seconds of load before measuring.");
 ABSL_FLAG(double, duration_s, 10, "Seconds measured.");
 ABSL_FLAG(int, server_pid, 0, "The server's pid, for its CPU time per request.");
 ABSL_FLAG(std::string, artifact, "", "engine mode: the model artifact.");
+ABSL_FLAG(int, engine_batch, 1, "engine mode: streams per Step call.");
 ABSL_FLAG(std::string, label, "", "A name for this run, echoed in the JSON.");
 
 namespace recurrent::bench {
@@ -201,22 +205,28 @@ double ProcessCpuSeconds(int pid) {
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-void Report(std::vector<float> micros, double seconds, double cpu_seconds, int64_t errors,
-            const std::string& first_error, int concurrency) {
+// Per request: server_cpu_seconds, client_cpu_seconds (0: not measured), and for the engine mode
+// `batch`, the streams per call (1 elsewhere).
+void Report(std::vector<float> micros, double seconds, double server_cpu_seconds,
+            double client_cpu_seconds, int64_t errors, const std::string& first_error,
+            int concurrency, int batch) {
   std::sort(micros.begin(), micros.end());
   auto at = [&](double q) {
     return micros.empty() ? 0.0 : micros[static_cast<size_t>(q * (micros.size() - 1))];
   };
+  auto per_request = [&](double cpu_seconds) {
+    return micros.empty() || cpu_seconds <= 0 ? 0.0 : cpu_seconds * 1e6 / micros.size();
+  };
   std::printf(
       "{\"label\": \"%s\", \"mode\": \"%s\", \"concurrency\": %d, \"requests\": %zu, "
       "\"seconds\": %.3f, \"throughput\": %.1f, \"p50_us\": %.1f, \"p90_us\": %.1f, "
-      "\"p99_us\": %.1f, \"max_us\": %.1f, \"server_cpu_us_per_request\": %.1f, \"errors\": %lld, "
+      "\"p99_us\": %.1f, \"max_us\": %.1f, \"server_cpu_us_per_request\": %.1f, "
+      "\"client_cpu_us_per_request\": %.1f, \"batch\": %d, \"errors\": %lld, "
       "\"first_error\": \"%s\"}\n",
       absl::GetFlag(FLAGS_label).c_str(), absl::GetFlag(FLAGS_mode).c_str(), concurrency,
       micros.size(), seconds, micros.size() / seconds, at(0.5), at(0.9), at(0.99),
-      micros.empty() ? 0.0 : micros.back(),
-      micros.empty() || cpu_seconds <= 0 ? 0.0 : cpu_seconds * 1e6 / micros.size(),
-      static_cast<long long>(errors), first_error.c_str());
+      micros.empty() ? 0.0 : micros.back(), per_request(server_cpu_seconds),
+      per_request(client_cpu_seconds), batch, static_cast<long long>(errors), first_error.c_str());
   std::fflush(stdout);
 }
 
@@ -226,25 +236,40 @@ int RunEngine() {
     std::fprintf(stderr, "serving_load: %s\n", model.status().ToString().c_str());
     return 1;
   }
+  const int batch = absl::GetFlag(FLAGS_engine_batch);
+  if (batch < 1) {
+    std::fprintf(stderr, "serving_load: --engine_batch must be >= 1\n");
+    return 2;
+  }
   core::NetworkOptions options;
   options.num_threads = 1;
   auto network = core::Network::Create(model->spec, model->parameters, options);
-  if (!network.ok()) return 1;
-  std::vector<float> state((*network)->step_state_size(), 0.0f),
-      input(model->spec.input_size, 0.1f), output(model->spec.output_size);
-  float* states[1] = {state.data()};
+  if (!network.ok()) {
+    std::fprintf(stderr, "serving_load: %s\n", network.status().ToString().c_str());
+    return 1;
+  }
+  // Each stream's state in its own allocation, as the server's sessions hold them.
+  std::vector<std::vector<float>> states(batch,
+                                         std::vector<float>((*network)->step_state_size(), 0.0f));
+  std::vector<float*> state_pointers;
+  for (std::vector<float>& state : states) state_pointers.push_back(state.data());
+  std::vector<float> inputs(batch * model->spec.input_size, 0.1f),
+      outputs(batch * model->spec.output_size);
+  const auto step = [&] {
+    (void)(*network)->Step(inputs.data(), batch, state_pointers.data(), outputs.data());
+  };
   std::vector<float> micros;
   const auto warm_end = Clock::now() + std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s));
-  while (Clock::now() < warm_end) (void)(*network)->Step(input.data(), 1, states, output.data());
+  while (Clock::now() < warm_end) step();
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s));
   while (Clock::now() < end) {
     const auto t0 = Clock::now();
-    (void)(*network)->Step(input.data(), 1, states, output.data());
+    step();
     micros.push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
   }
-  Report(std::move(micros), std::chrono::duration<double>(Clock::now() - start).count(), 0, 0, "",
-         1);
+  Report(std::move(micros), std::chrono::duration<double>(Clock::now() - start).count(), 0, 0, 0,
+         "", 1, batch);
   return 0;
 }
 
@@ -291,17 +316,20 @@ int Main() {
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s)));
   const double cpu_before = pid > 0 ? ProcessCpuSeconds(pid) : 0.0;
+  const double own_cpu_before = ProcessCpuSeconds(getpid());
   const auto start = Clock::now();
   recorder.measuring = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s)));
   recorder.measuring = false;
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double cpu = pid > 0 ? ProcessCpuSeconds(pid) - cpu_before : 0.0;
+  const double own_cpu = ProcessCpuSeconds(getpid()) - own_cpu_before;
   recorder.stopping = true;
   for (auto& stream : streams) stream->Await();
   for (auto& caller : callers) caller->Await();
   std::lock_guard lock(recorder.mutex);
-  Report(recorder.micros, seconds, cpu, recorder.errors.load(), recorder.first_error, concurrency);
+  Report(recorder.micros, seconds, cpu, own_cpu, recorder.errors.load(), recorder.first_error,
+         concurrency, 1);
   return recorder.errors.load() > 0 ? 1 : 0;
 }
 
