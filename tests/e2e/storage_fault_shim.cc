@@ -82,6 +82,22 @@ int OpenRefusal(const char* path, int flags) {
   return CurrentFault() == Fault::kReadOnly ? EROFS : 0;
 }
 
+// open(2)'s third argument, passed only when the call may create a file.
+mode_t CreationMode(int flags, va_list args) {
+  const bool creates = (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE;
+  return creates ? static_cast<mode_t>(va_arg(args, int)) : 0;
+}
+
+// open and openat: fail with the fault's errno, or call the next definition.
+template <typename OpenNext>
+int OpenUnlessRefused(const char* path, int flags, OpenNext open_next) {
+  if (const int refusal = OpenRefusal(path, flags); refusal != 0) {
+    errno = refusal;
+    return -1;
+  }
+  return open_next();
+}
+
 }  // namespace
 
 extern "C" {
@@ -106,34 +122,20 @@ ssize_t pwrite(int fd, const void* data, size_t size, off_t offset) {
 
 int open(const char* path, int flags, ...) {
   static auto next = Next<int (*)(const char*, int, ...)>("open");
-  mode_t mode = 0;
-  if ((flags & O_CREAT) != 0) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
-  if (const int refusal = OpenRefusal(path, flags); refusal != 0) {
-    errno = refusal;
-    return -1;
-  }
-  return next(path, flags, mode);
+  va_list args;
+  va_start(args, flags);
+  const mode_t mode = CreationMode(flags, args);
+  va_end(args);
+  return OpenUnlessRefused(path, flags, [&] { return next(path, flags, mode); });
 }
 
 int openat(int dirfd, const char* path, int flags, ...) {
   static auto next = Next<int (*)(int, const char*, int, ...)>("openat");
-  mode_t mode = 0;
-  if ((flags & O_CREAT) != 0) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
-  if (const int refusal = OpenRefusal(path, flags); refusal != 0) {
-    errno = refusal;
-    return -1;
-  }
-  return next(dirfd, path, flags, mode);
+  va_list args;
+  va_start(args, flags);
+  const mode_t mode = CreationMode(flags, args);
+  va_end(args);
+  return OpenUnlessRefused(path, flags, [&] { return next(dirfd, path, flags, mode); });
 }
 
 int mkdir(const char* path, mode_t mode) {

@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import math
 import os
@@ -375,6 +376,22 @@ class Soak:
         self.stats.c["steps_verified"] += 1
         return self.stats.check("stream", tuple(resp.output.values), want, f"{where} step {t}")
 
+    async def steps(self, call, refs, seq: int, times: range, where: str) -> None:
+        """Steps `seq` at `times` on `call`, checking each output against refs[seq][t]."""
+        for t in times:
+            await self.step(call, seq, t, refs[seq][t], where)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, slot: int, ref: P.ModelRef | None = None, resume_from: bytes = b""):
+        """An open StepPredict call and its `opened` reply; on exit the stream counts as ended and
+        the call is cancelled (a no-op once it has finished)."""
+        call, opened = await self.open_stream(slot, ref, resume_from)
+        try:
+            yield call, opened
+        finally:
+            self.stats.c["streams_ended"] += 1
+            call.cancel()
+
     # ---- stream slots
 
     def pick_churn(self) -> int | None:
@@ -417,106 +434,76 @@ class Soak:
             return P.ModelRef(name=REF_MODEL, alias="production")
         return P.ModelRef(name=REF_MODEL)
 
-    async def run_plain(self, slot, rng, ref, refs, seq, length, where):
-        call, opened = await self.open_stream(slot, ref)
-        try:
-            if opened.steps_taken != 0 or opened.output_size != self.output_size:
-                self.stats.mismatch(f"{where}: opened {opened}")
-            for t in range(length):
-                await self.step(call, seq, t, refs[seq][t], where)
-            await self.close_stream(call, where)
-        finally:
-            self.stats.c["streams_ended"] += 1
-            call.cancel()
-
     async def stream_plain(self, slot: int, rng: random.Random) -> None:
         seq, length = rng.randrange(SEQ_COUNT), rng.randint(5, SEQ_LEN)
-        await self.run_plain(slot, rng, self.ref_model(rng), self.ref_stream, seq, length,
-                             f"slot {slot} plain seq {seq}")
+        where = f"slot {slot} plain seq {seq}"
+        async with self.stream(slot, self.ref_model(rng)) as (call, opened):
+            if opened.steps_taken != 0 or opened.output_size != self.output_size:
+                self.stats.mismatch(f"{where}: opened {opened}")
+            await self.steps(call, self.ref_stream, seq, range(length), where)
+            await self.close_stream(call, where)
         self.stats.c["streams_plain"] += 1
 
     async def stream_churn(self, slot: int, rng: random.Random) -> None:
         version = self.pick_churn()
         self.churn_in_use[version] += 1
         try:
-            refs = self.churn_refs[version][0]
             seq, length = rng.randrange(CHURN_REF_SEQS), rng.randint(5, SEQ_LEN)
             where = f"slot {slot} churn v{version} seq {seq}"
-            call, opened = await self.open_stream(
-                slot, P.ModelRef(name=CHURN_MODEL, version=version))
-            try:
+            async with self.stream(slot, P.ModelRef(name=CHURN_MODEL, version=version)) as (
+                    call, opened):
                 if opened.model_version != version:
                     self.stats.mismatch(f"{where}: opened version {opened.model_version}")
-                for t in range(length):
-                    await self.step(call, seq, t, refs[seq][t], where)
+                await self.steps(call, self.churn_refs[version][0], seq, range(length), where)
                 await self.close_stream(call, where)
-            finally:
-                self.stats.c["streams_ended"] += 1
-                call.cancel()
         finally:
             self.churn_in_use[version] -= 1
         self.stats.c["streams_churn"] += 1
+
+    async def request_on_stream(self, call, request: P.StepRequest, kind: str, where: str):
+        """Sends a control message (snapshot, reset) and returns its reply of `kind`."""
+        await call.write(request.SerializeToString())
+        resp = await call.read()
+        if resp is grpc.aio.EOF or resp.WhichOneof("kind") != kind:
+            await self.finish_unexpected(call, f"{where} {kind}")
+            raise Failure(f"no {kind}")
+        return resp
 
     async def stream_snapshot_resume(self, slot: int, rng: random.Random) -> None:
         seq, length = rng.randrange(SEQ_COUNT), rng.randint(5, SEQ_LEN)
         cut = rng.randint(1, length - 1)
         where = f"slot {slot} snapshot seq {seq} cut {cut}"
-        call, opened = await self.open_stream(slot, self.ref_model(rng))
-        try:
-            for t in range(cut):
-                await self.step(call, seq, t, self.ref_stream[seq][t], where)
-            await call.write(P.StepRequest(snapshot=True).SerializeToString())
-            resp = await call.read()
-            if resp is grpc.aio.EOF or resp.WhichOneof("kind") != "snapshot":
-                await self.finish_unexpected(call, f"{where} snapshot")
-                raise Failure("no snapshot")
+        async with self.stream(slot, self.ref_model(rng)) as (call, _):
+            await self.steps(call, self.ref_stream, seq, range(cut), where)
+            resp = await self.request_on_stream(call, P.StepRequest(snapshot=True), "snapshot",
+                                                where)
             data = resp.snapshot.data
             await self.close_stream(call, where)
-        finally:
-            self.stats.c["streams_ended"] += 1
-            call.cancel()
-        call, opened = await self.open_stream(slot, None, resume_from=data)
-        try:
+        async with self.stream(slot, None, resume_from=data) as (call, opened):
             if (opened.steps_taken != cut or opened.model_version != self.ref_version
                     or opened.model_name != REF_MODEL):
                 self.stats.mismatch(f"{where}: resumed as {opened}")
-            for t in range(cut, length):
-                await self.step(call, seq, t, self.ref_stream[seq][t], where + " resumed")
+            await self.steps(call, self.ref_stream, seq, range(cut, length), where + " resumed")
             await self.close_stream(call, where)
-        finally:
-            self.stats.c["streams_ended"] += 1
-            call.cancel()
         self.stats.c["streams_resumed"] += 1
 
     async def stream_reset(self, slot: int, rng: random.Random) -> None:
         seq, seq2 = rng.randrange(SEQ_COUNT), rng.randrange(SEQ_COUNT)
         cut, length = rng.randint(1, 30), rng.randint(5, SEQ_LEN)
         where = f"slot {slot} reset seq {seq} cut {cut} then seq {seq2}"
-        call, opened = await self.open_stream(slot, self.ref_model(rng))
-        try:
-            for t in range(cut):
-                await self.step(call, seq, t, self.ref_stream[seq][t], where)
-            await call.write(P.StepRequest(reset=True).SerializeToString())
-            resp = await call.read()
-            if resp is grpc.aio.EOF or resp.WhichOneof("kind") != "reset_done":
-                await self.finish_unexpected(call, f"{where} reset")
-                raise Failure("no reset_done")
-            for t in range(length):
-                await self.step(call, seq2, t, self.ref_stream[seq2][t], where + " after reset")
+        async with self.stream(slot, self.ref_model(rng)) as (call, _):
+            await self.steps(call, self.ref_stream, seq, range(cut), where)
+            await self.request_on_stream(call, P.StepRequest(reset=True), "reset_done", where)
+            await self.steps(call, self.ref_stream, seq2, range(length), where + " after reset")
             await self.close_stream(call, where)
-        finally:
-            self.stats.c["streams_ended"] += 1
-            call.cancel()
         self.stats.c["streams_reset"] += 1
 
     async def stream_cancel(self, slot: int, rng: random.Random) -> None:
         seq, cut = rng.randrange(SEQ_COUNT), rng.randint(0, 40)
         in_flight = rng.random() < 0.5  # cancel with a step sent and its answer not read
         where = f"slot {slot} cancel seq {seq} after {cut}"
-        call, opened = await self.open_stream(slot, self.ref_model(rng))
-        try:
-            for t in range(cut):
-                await self.step(call, seq, t, self.ref_stream[seq][t], where)
+        async with self.stream(slot, self.ref_model(rng)) as (call, _):
+            await self.steps(call, self.ref_stream, seq, range(cut), where)
             if in_flight:
                 await call.write(self.step_bytes[seq][cut])
             call.cancel()
@@ -526,8 +513,6 @@ class Soak:
                 self.stats.c["streams_cancelled"] += 1
             else:
                 self.stats.fail(f"{where}: cancelled stream ended {code.name}")
-        finally:
-            self.stats.c["streams_ended"] += 1
 
     # ---- Predict
 
