@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/normalization.h"
+#include "core/thread_name.h"
 #include "server/grpc_status.h"
 #include "server/proto_conversions.h"
 #include "server/request_validation.h"
@@ -25,7 +27,10 @@ InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* registry, InferenceLim
                                            ServerMetrics* metrics)
     : registry_(registry), limits_(std::move(limits)), metrics_(metrics) {
   if (limits_.stream_idle_ttl > absl::ZeroDuration()) {
-    janitor_ = std::thread([this] { JanitorLoop(); });
+    janitor_ = std::thread([this] {
+      core::NameCurrentThread("rcnt-janitor");
+      JanitorLoop();
+    });
   }
 }
 
@@ -49,11 +54,15 @@ void InferenceServiceImpl::AttachTo(grpc::ServerBuilder& builder) {
 void InferenceServiceImpl::StartStepThreads() {
   for (const auto& queue : step_queues_) {
     grpc::ServerCompletionQueue* const cq = queue.get();
+    const std::string name = absl::StrCat("rcnt-step-io-", step_threads_.size());
     // Two calls waiting per queue, so a burst of new streams is accepted without a round trip
     // through the queue for each.
     StepSession::Listen(this, cq);
     StepSession::Listen(this, cq);
-    step_threads_.emplace_back([this, cq] { RunStepQueue(cq); });
+    step_threads_.emplace_back([this, cq, name] {
+      core::NameCurrentThread(name);
+      RunStepQueue(cq);
+    });
   }
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/file_util.h"
+#include "core/thread_name.h"
 #include "server/proto_conversions.h"
 
 namespace recurrent::server {
@@ -59,7 +60,10 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Open(const JobManagerOpt
   std::unique_ptr<JobManager> manager(new JobManager(options, std::move(runner)));
   if (absl::Status status = manager->Load(); !status.ok()) return status;
   for (int i = 0; i < options.workers; ++i) {
-    manager->workers_.emplace_back([m = manager.get()] { m->WorkerLoop(); });
+    manager->workers_.emplace_back([m = manager.get(), i] {
+      core::NameCurrentThread(absl::StrCat("rcnt-train-", i));
+      m->WorkerLoop();
+    });
   }
   return manager;
 }

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/file_util.h"
+#include "core/thread_name.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -329,6 +330,7 @@ int Serve() {
 
   // SIGTERM / SIGINT arrive here (blocked in every other thread, see main()).
   std::thread signals([&] {
+    core::NameCurrentThread("rcnt-signals");
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -345,6 +347,7 @@ int Serve() {
     // before the deadline end with UNAVAILABLE (DrainStreams) rather than that cancellation.
     const absl::Duration grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
     std::thread shutdown([&] {
+      core::NameCurrentThread("rcnt-shutdown");
       health.Shutdown();  // its Watch streams would hold the shutdown up to its deadline
       server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
     });

@@ -6,6 +6,8 @@
 #include <optional>
 #include <utility>
 
+#include "core/thread_name.h"
+
 namespace recurrent::server {
 
 absl::StatusOr<std::unique_ptr<StepBatcher>> StepBatcher::Create(
@@ -126,6 +128,7 @@ absl::Status StepBatcher::Step(const float* input, float* state, float* output) 
 }
 
 void StepBatcher::WorkerLoop() {
+  core::NameCurrentThread("rcnt-step-batch");
   std::unique_lock lock(mutex_);
   while (true) {
     work_.wait(lock, [&] { return !running_ && (stopping_ || !queue_.empty()); });

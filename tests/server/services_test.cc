@@ -2,7 +2,9 @@
 // stubs, the real registry and job queue in a temporary data directory.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -567,6 +569,29 @@ TEST_F(ServicesTest, DrainingEndsOpenStreamsWithUnavailableAndRefusesNewOnes) {
   drain.join();
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
   EXPECT_EQ(inference_->open_streams(), 0);
+}
+
+// Every thread of this process by the name the kernel shows (top -H, ps -L, perf).
+std::multiset<std::string> ThreadNames() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST_F(ServicesTest, ServerThreadsAreNamedForOperators) {
+  // Each thread names itself as it starts: give the newest one (the step thread) a moment.
+  std::multiset<std::string> names = ThreadNames();
+  for (int tries = 0; tries < 500 && names.count("rcnt-step-io-0") == 0; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    names = ThreadNames();
+  }
+  EXPECT_EQ(names.count("rcnt-step-io-0"), 1u);  // StepPredict's completion queue
+  EXPECT_EQ(names.count("rcnt-janitor"), 1u);    // idle stream eviction
+  EXPECT_EQ(names.count("rcnt-train-0"), 1u);    // the one training job worker
 }
 
 // An inference service of its own (other limits than the fixture's) on a loopback port.

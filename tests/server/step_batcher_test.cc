@@ -5,9 +5,11 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "core/thread_name.h"
 #include "gtest/gtest.h"
 
 namespace recurrent::server {
@@ -136,9 +138,14 @@ TEST(StepBatcherTest, CallbacksThatChainTheNextStepNeitherRecurseNorReorder) {
   }
 }
 
+struct CallbackThread {
+  std::thread::id id;
+  std::string name;  // as the kernel shows it (top -H)
+};
+
 // Submits one step for each of two open streams from this thread and returns the threads their
 // callbacks ran on. The second submission completes the batch.
-std::vector<std::thread::id> CallbackThreadsOfOneBatch(int64_t inline_max_streams) {
+std::vector<CallbackThread> CallbackThreadsOfOneBatch(int64_t inline_max_streams) {
   StepBatcherOptions options;
   options.max_wait = absl::Seconds(20);  // the batch must start because it is ready, not late
   options.inline_max_streams = inline_max_streams;
@@ -151,12 +158,12 @@ std::vector<std::thread::id> CallbackThreadsOfOneBatch(int64_t inline_max_stream
   float outputs[2];
   std::mutex mutex;
   std::condition_variable finished;
-  std::vector<std::thread::id> threads;
+  std::vector<CallbackThread> threads;
   for (int s = 0; s < 2; ++s) {
     (*batcher)->StepAsync(input, states[s].data(), &outputs[s], [&](absl::Status status) {
       EXPECT_TRUE(status.ok());
       std::lock_guard lock(mutex);
-      threads.push_back(std::this_thread::get_id());
+      threads.push_back({std::this_thread::get_id(), core::CurrentThreadName()});
       finished.notify_all();
     });
   }
@@ -171,9 +178,12 @@ std::vector<std::thread::id> CallbackThreadsOfOneBatch(int64_t inline_max_stream
 TEST(StepBatcherTest, AReadyBatchRunsOnTheSubmittingThreadOnlyUpToTheInlineStreamLimit) {
   const std::thread::id here = std::this_thread::get_id();
   // Two open streams, inline only for one: the worker computes, the submitter moves on.
-  for (const std::thread::id ran_on : CallbackThreadsOfOneBatch(1)) EXPECT_NE(ran_on, here);
+  for (const CallbackThread& ran_on : CallbackThreadsOfOneBatch(1)) {
+    EXPECT_NE(ran_on.id, here);
+    EXPECT_EQ(ran_on.name, "rcnt-step-batch");  // what operators see in top -H and perf
+  }
   // Inline up to two: the submission that completes the batch runs it.
-  for (const std::thread::id ran_on : CallbackThreadsOfOneBatch(2)) EXPECT_EQ(ran_on, here);
+  for (const CallbackThread& ran_on : CallbackThreadsOfOneBatch(2)) EXPECT_EQ(ran_on.id, here);
 }
 
 TEST(StepBatcherTest, StepsQueuedDuringABatchRunWithoutWaitingForTheOtherStreams) {
