@@ -600,6 +600,16 @@ int64_t Network::step_state_size() const {
   return spec.num_layers * spec.hidden_size * (spec.has_cell_state() ? 2 : 1);
 }
 
+absl::Status CheckPrecisionSupported(Precision precision) {
+  if (precision == Precision::kFloat32) return absl::OkStatus();
+  ModelSpec probe;  // the smallest network: Create() builds one bfloat16 primitive to find out
+  probe.hidden_size = 1;
+  NetworkOptions options;
+  options.precision = precision;
+  options.num_threads = 1;
+  return Network::Create(probe, ZeroParameters(probe), options).status();
+}
+
 absl::Status Network::Step(const float* inputs, int64_t batch, float* const* states,
                            float* outputs) {
   Impl& m = *impl_;

@@ -106,6 +106,11 @@ struct NetworkOptions {
   bool small_batch_step = true;
 };
 
+// OK if this CPU runs networks in `precision` (float32 always; bfloat16 needs AVX-512 BF16 or
+// AMX), else FailedPrecondition saying why: what a server checks once at startup, so that a
+// bfloat16 deployment on the wrong machine fails there rather than at its first request.
+absl::Status CheckPrecisionSupported(Precision precision);
+
 class Network {
  public:
   // Validates `spec` and `params` and converts the weights to oneDNN's layout.

@@ -228,6 +228,7 @@ absl::StatusOr<std::unique_ptr<core::Network>> InferenceServiceImpl::Acquire(
   }
   core::NetworkOptions options;
   options.num_threads = limits_.threads;
+  options.precision = limits_.precision;
   return core::Network::Create(model.model.spec, model.model.parameters, options);
 }
 

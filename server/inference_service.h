@@ -37,7 +37,10 @@ struct InferenceLimits {
   int64_t max_steps = 100'000;            // per sequence
   int64_t max_values = int64_t{1} << 26;  // inputs in one request (256 MiB of floats)
   int threads = 1;                        // OpenMP threads per engine call
-  int64_t max_streams = 1024;             // open StepPredict sessions; more: RESOURCE_EXHAUSTED
+  // Predict's engine arithmetic; StepPredict's is batching.precision (recurrentd sets both from
+  // --inference_precision).
+  core::Precision precision = core::Precision::kFloat32;
+  int64_t max_streams = 1024;  // open StepPredict sessions; more: RESOURCE_EXHAUSTED
   // Open sessions of one client (server/auth.h ClientKey: its token, else its address), so that
   // one client cannot take every slot; 0: no per-client limit.
   int64_t max_streams_per_client = 256;

@@ -19,6 +19,7 @@ absl::StatusOr<std::unique_ptr<StepBatcher>> StepBatcher::Create(
   }
   core::NetworkOptions network_options;
   network_options.num_threads = options.threads;
+  network_options.precision = options.precision;
   absl::StatusOr<std::unique_ptr<core::Network>> network =
       core::Network::Create(model->model.spec, model->model.parameters, network_options);
   if (!network.ok()) return network.status();

@@ -87,6 +87,17 @@ Tensor Inputs(int64_t n, int64_t t, int64_t c) {
 // through time and layers, so whole tensors are held to 2e-2 relative (norm-wise).
 constexpr double kBfloat16Tolerance = 2e-2;
 
+TEST(Bfloat16NetworkTest, ThePrecisionCheckAgreesWithBuildingANetwork) {
+  EXPECT_TRUE(CheckPrecisionSupported(Precision::kFloat32).ok());
+  ModelSpec spec;
+  spec.input_size = 3;
+  spec.hidden_size = 8;
+  const bool builds = MakePair(spec).bf16 != nullptr;
+  const absl::Status check = CheckPrecisionSupported(Precision::kBfloat16);
+  EXPECT_EQ(check.ok(), builds) << check;
+  if (!check.ok()) EXPECT_EQ(check.code(), absl::StatusCode::kFailedPrecondition) << check;
+}
+
 TEST(Bfloat16NetworkTest, ForwardAndGradientsStayCloseToFloat32) {
   for (const CellType cell :
        {CellType::kRnnTanh, CellType::kRnnRelu, CellType::kLstm, CellType::kGru}) {

@@ -337,8 +337,11 @@ std::vector<float> Ramp(int64_t count, float scale) {
 }
 
 // The engine's own answer: the same steps through core::Network::Step, one stream.
-std::vector<float> SoloSteps(const core::Model& model, const std::vector<float>& inputs) {
-  auto network = core::Network::Create(model.spec, model.parameters);
+std::vector<float> SoloSteps(const core::Model& model, const std::vector<float>& inputs,
+                             core::Precision precision = core::Precision::kFloat32) {
+  core::NetworkOptions options;
+  options.precision = precision;
+  auto network = core::Network::Create(model.spec, model.parameters, options);
   std::vector<float> state((*network)->step_state_size(), 0.0f);
   float* states[1] = {state.data()};
   std::vector<float> outputs(inputs.size() / model.spec.input_size * model.spec.output_size);
@@ -614,6 +617,62 @@ struct ServedInference {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<v1::InferenceService::Stub> stub;
 };
+
+TEST_F(ServicesTest, Bfloat16InferenceAnswersLikeTheBfloat16EngineAndNearFloat32) {
+  if (!core::CheckPrecisionSupported(core::Precision::kBfloat16).ok()) {
+    GTEST_SKIP() << "this CPU has no bfloat16 support";
+  }
+  core::Model model;
+  model.spec.cell = core::CellType::kLstm;
+  model.spec.input_size = 2;
+  model.spec.hidden_size = 32;
+  model.spec.num_layers = 2;
+  model.spec.output_size = 3;
+  model.parameters = core::InitParameters(model.spec, 5);
+  ASSERT_TRUE(registry_->Register("wide", model).ok());
+  InferenceLimits limits;
+  limits.precision = core::Precision::kBfloat16;
+  limits.batching.precision = core::Precision::kBfloat16;
+  InferenceServiceImpl bfloat16(registry_.get(), limits);
+  ServedInference served(&bfloat16);
+  const std::vector<float> inputs = Ramp(40, 0.1f);  // 20 steps of 2 inputs
+
+  // StepPredict: bit for bit the bfloat16 engine's steps, within bfloat16's rounding of float32.
+  StepSession stream(*served.stub);
+  v1::OpenSession open;
+  open.mutable_model()->set_name("wide");
+  stream.Open(open);
+  const std::vector<float> stepped = stream.Steps(inputs, 2);
+  EXPECT_TRUE(stream.Close().ok());
+  EXPECT_EQ(stepped, SoloSteps(model, inputs, core::Precision::kBfloat16));
+  const std::vector<float> float32 = SoloSteps(model, inputs);
+  EXPECT_NE(stepped, float32) << "StepPredict did not compute in bfloat16";
+  for (size_t i = 0; i < float32.size(); ++i) EXPECT_NEAR(stepped[i], float32[i], 2e-2) << i;
+
+  // Predict: the bfloat16 engine's forward pass.
+  v1::PredictRequest request;
+  request.mutable_model()->set_name("wide");
+  v1::InputSequence* sequence = request.add_sequences();
+  sequence->set_steps(20);
+  for (const float value : inputs) sequence->add_values(value);
+  grpc::ClientContext context;
+  v1::PredictResponse response;
+  ASSERT_TRUE(served.stub->Predict(&context, request, &response).ok());
+  core::NetworkOptions options;
+  options.precision = core::Precision::kBfloat16;
+  auto network = core::Network::Create(model.spec, model.parameters, options);
+  core::Tensor tensor({1, 20, 2}, inputs);
+  core::ForwardResult expected;
+  ASSERT_TRUE((*network)->Forward(tensor, nullptr, &expected).ok());
+  ASSERT_EQ(response.outputs(0).values_size(), 60);
+  bool differs_from_float32 = false;
+  for (int v = 0; v < 60; ++v) {
+    EXPECT_EQ(response.outputs(0).values(v), expected.outputs.values[v]) << v;
+    EXPECT_NEAR(response.outputs(0).values(v), float32[v], 2e-2) << v;
+    differs_from_float32 |= response.outputs(0).values(v) != float32[v];
+  }
+  EXPECT_TRUE(differs_from_float32) << "Predict did not compute in bfloat16";
+}
 
 TEST_F(ServicesTest, StreamsOverTheLimitAreResourceExhausted) {
   RegisterGru("tagger");

@@ -230,6 +230,44 @@ TEST(StepBatcherTest, StepsQueuedDuringABatchRunWithoutWaitingForTheOtherStreams
   (*batcher)->StreamClosed();
 }
 
+// The engine's answers for one stream stepped alone in `precision`.
+std::vector<float> SoloSteps(const LoadedModel& model, core::Precision precision, int steps) {
+  core::NetworkOptions options;
+  options.precision = precision;
+  auto network = core::Network::Create(model.model.spec, model.model.parameters, options);
+  EXPECT_TRUE(network.ok()) << network.status();
+  std::vector<float> state((*network)->step_state_size(), 0.0f), outputs(steps);
+  float* states[1] = {state.data()};
+  for (int t = 0; t < steps; ++t) {
+    const float input[3] = {0.1f * t, -0.2f, 0.3f};
+    EXPECT_TRUE((*network)->Step(input, 1, states, &outputs[t]).ok());
+  }
+  return outputs;
+}
+
+TEST(StepBatcherTest, Bfloat16StepsEqualTheBfloat16EngineAndStayNearFloat32) {
+  if (!core::CheckPrecisionSupported(core::Precision::kBfloat16).ok()) {
+    GTEST_SKIP() << "this CPU has no bfloat16 support";
+  }
+  const std::shared_ptr<const LoadedModel> model = SmallLstm();
+  StepBatcherOptions options;
+  options.precision = core::Precision::kBfloat16;
+  auto batcher = StepBatcher::Create(model, options);
+  ASSERT_TRUE(batcher.ok());
+  (*batcher)->StreamOpened();
+  constexpr int kSteps = 30;
+  std::vector<float> state((*batcher)->state_size(), 0.0f), outputs(kSteps);
+  for (int t = 0; t < kSteps; ++t) {
+    const float input[3] = {0.1f * t, -0.2f, 0.3f};
+    ASSERT_TRUE((*batcher)->Step(input, state.data(), &outputs[t]).ok());
+  }
+  (*batcher)->StreamClosed();
+  EXPECT_EQ(outputs, SoloSteps(*model, core::Precision::kBfloat16, kSteps));
+  const std::vector<float> float32 = SoloSteps(*model, core::Precision::kFloat32, kSteps);
+  EXPECT_NE(outputs, float32) << "the batcher did not compute in bfloat16";
+  for (int t = 0; t < kSteps; ++t) EXPECT_NEAR(outputs[t], float32[t], 2e-2) << t;
+}
+
 TEST(StepBatcherTest, RefusesBidirectionalModels) {
   auto loaded = std::make_shared<LoadedModel>(*SmallLstm());
   loaded->model.spec.bidirectional = true;
