@@ -97,6 +97,10 @@ ABSL_FLAG(int64_t, step_inline_max_streams, 16,
           "runs on the thread that completed it (no hand-over: lowest latency); with more, a "
           "worker thread runs every batch while the stream threads keep reading and writing "
           "(higher throughput).");
+ABSL_FLAG(int64_t, step_cohorts, 4,
+          "Above --step_inline_max_streams open streams of a model, one step batch takes at most "
+          "1/N of them (and at most --step_max_batch), so that streams move in N groups, one "
+          "computing while the others' messages travel; 1: batches take every queued step.");
 ABSL_FLAG(double, stream_idle_ttl_seconds, 600,
           "A StepPredict session silent for this long is ended and its state freed; 0: never.");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{1} << 30,
@@ -168,6 +172,10 @@ int Serve() {
   }
   const bool trains = role != "serving";
   const bool serves = role != "training";
+  if (absl::GetFlag(FLAGS_step_max_batch) < 1 || absl::GetFlag(FLAGS_step_cohorts) < 1) {
+    std::fprintf(stderr, "recurrentd: --step_max_batch and --step_cohorts must be >= 1\n");
+    return 1;
+  }
   const std::string precision_name = absl::GetFlag(FLAGS_inference_precision);
   if (precision_name != "float32" && precision_name != "bfloat16") {
     std::fprintf(stderr, "recurrentd: --inference_precision=%s; it must be float32 or bfloat16\n",
@@ -241,6 +249,7 @@ int Serve() {
   inference_limits.batching.max_batch = absl::GetFlag(FLAGS_step_max_batch);
   inference_limits.batching.max_wait = absl::Microseconds(absl::GetFlag(FLAGS_step_max_wait_us));
   inference_limits.batching.inline_max_streams = absl::GetFlag(FLAGS_step_inline_max_streams);
+  inference_limits.batching.cohorts = absl::GetFlag(FLAGS_step_cohorts);
   inference_limits.step_busy_poll = absl::Microseconds(absl::GetFlag(FLAGS_step_busy_poll_us));
   inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
   inference_limits.batching.precision = precision;

@@ -13,6 +13,7 @@ namespace recurrent::server {
 absl::StatusOr<std::unique_ptr<StepBatcher>> StepBatcher::Create(
     std::shared_ptr<const LoadedModel> model, const StepBatcherOptions& options) {
   if (options.max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
+  if (options.cohorts < 1) return absl::InvalidArgumentError("cohorts must be >= 1");
   if (model->model.spec.bidirectional) {
     return absl::FailedPreconditionError(
         "a bidirectional model needs whole sequences: use Predict, not StepPredict");
@@ -68,9 +69,15 @@ namespace {
 thread_local const StepBatcher* running_here = nullptr;
 }  // namespace
 
+int64_t StepBatcher::BatchCapLocked() const {
+  if (active_streams_ <= options_.inline_max_streams) return options_.max_batch;
+  const int64_t cohort = (active_streams_ + options_.cohorts - 1) / options_.cohorts;
+  return std::min(options_.max_batch, cohort);
+}
+
 bool StepBatcher::BatchReadyLocked() const {
   const int64_t queued = static_cast<int64_t>(queue_.size());
-  return queued > 0 && (stopping_ || queued >= options_.max_batch || queued >= active_streams_);
+  return queued > 0 && (stopping_ || queued >= BatchCapLocked() || queued >= active_streams_);
 }
 
 void StepBatcher::StepAsync(const float* input, float* state, float* output, StepDone done) {
@@ -99,7 +106,7 @@ void StepBatcher::RunBatchesLocked(std::unique_lock<std::mutex>& lock, bool drai
   running_ = true;
   running_here = this;
   do {
-    const size_t take = std::min<size_t>(queue_.size(), options_.max_batch);
+    const size_t take = std::min<size_t>(queue_.size(), BatchCapLocked());
     batch_.assign(std::make_move_iterator(queue_.begin()),
                   std::make_move_iterator(queue_.begin() + take));
     queue_.erase(queue_.begin(), queue_.begin() + take);

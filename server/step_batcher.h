@@ -21,6 +21,9 @@
 //   messages travel. Waiting for all of them (one batch of every stream, then their I/O, then
 //   the next batch) kept the server on about one of the VM's two cores; 64 streams ran
 //   1.17-1.25x faster this way in alternating runs (docs/benchmarks.md).
+//   A batch there takes at most 1/`cohorts` of the active streams: a drain that took every
+//   queued step let the cohorts merge back into one lock-step group; capped at a quarter, 64
+//   streams ran 1.2-1.3x faster in alternating runs.
 // - The worker also runs the batches whose wait ran out.
 // A callback that submits its stream's next step only queues it; the running thread takes it
 // next. One batch runs at a time (the engine's Network is not thread-safe).
@@ -53,6 +56,11 @@ struct StepBatcherOptions {
   // A ready batch runs on the submitting thread only while at most this many streams are active
   // (see above); otherwise on the worker.
   int64_t inline_max_streams = 16;
+  // Above inline_max_streams, a batch takes at most 1/cohorts of the active streams (and at most
+  // max_batch), so that the streams keep moving in several groups, one computing while the
+  // others' messages travel; a batch that took every queued step let them merge into one
+  // lock-step group (see the class comment). 1: no such cap.
+  int64_t cohorts = 4;
   int threads = 1;  // OpenMP threads of the engine's Step calls
   // The engine's arithmetic (core::Precision); bfloat16 is opt-in, ~2x faster in batches and
   // ~4e-4 relative off float32 (docs/service.md).
@@ -101,6 +109,9 @@ class StepBatcher {
   StepBatcher(std::shared_ptr<const LoadedModel> model, std::unique_ptr<core::Network> network,
               const StepBatcherOptions& options);
   void WorkerLoop();
+  // The most steps one batch takes now: max_batch, or on the worker path the cohort cap.
+  // Needs mutex_.
+  int64_t BatchCapLocked() const;
   // Whether the queue holds a batch that should run now. Needs mutex_.
   bool BatchReadyLocked() const;
   // Runs the queued steps on this thread as a batch (the queue must not be empty; the first batch

@@ -79,6 +79,16 @@ def load(server, mode, concurrency, args, label):
     return result
 
 
+def bfloat16_supported(artifact, env):
+    probe = subprocess.run([os.path.join(BIN, "serving_load"), "--mode=engine",
+                            f"--artifact={artifact}", "--engine_precision=bfloat16",
+                            "--duration_s=0.01", "--warmup_s=0"], capture_output=True, text=True,
+                           env=env)
+    if probe.returncode != 0:
+        print(f"no bfloat16 runs: {probe.stderr.strip()}", flush=True)
+    return probe.returncode == 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10)
@@ -86,6 +96,9 @@ def main():
     parser.add_argument("--streams", default="1,16,64,256")
     parser.add_argument("--out", default="")
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--skip-bf16", action="store_true",
+                        help="no --inference_precision=bfloat16 server (skipped anyway on CPUs "
+                             "without bfloat16)")
     args = parser.parse_args()
     stream_counts = [int(n) for n in args.streams.split(",")]
     work = tempfile.mkdtemp(prefix="serving-bench-")
@@ -95,19 +108,22 @@ def main():
 
     results = []
 
-    def engine_step(batch):
+    def engine_step(batch, precision="float32"):
         engine = subprocess.run([os.path.join(BIN, "serving_load"), "--mode=engine",
                                  f"--artifact={artifact}", f"--engine_batch={batch}",
-                                 "--duration_s=3", "--warmup_s=1", f"--label=engine x{batch}"],
+                                 f"--engine_precision={precision}", "--duration_s=3",
+                                 "--warmup_s=1", f"--label=engine x{batch} {precision}"],
                                 capture_output=True, text=True, env=env, check=True)
         result = json.loads(engine.stdout.strip().splitlines()[-1])
-        result["server"] = "engine"
+        result["server"] = "engine" if precision == "float32" else f"engine-{precision}"
         print(json.dumps(result), flush=True)
         results.append(result)
         return result
 
     engine_result = engine_step(1)
     engine_batch64 = engine_step(64)
+    bf16 = not args.skip_bf16 and bfloat16_supported(artifact, env)
+    engine_bf16_batch64 = engine_step(64, "bfloat16") if bf16 else None
 
     def recurrentd(name, extra):
         port = free_port()
@@ -124,6 +140,8 @@ def main():
     try:
         servers.append(recurrentd("recurrentd", []))
         servers.append(recurrentd("recurrentd-nobatch", ["--step_max_batch=1"]))
+        if bf16:
+            servers.append(recurrentd("recurrentd-bf16", ["--inference_precision=bfloat16"]))
         port = free_port()
         servers.append(Server("echo", [os.path.join(BIN, "echo_server"), f"--port={port}"], port))
         if not args.skip_torch:
@@ -138,8 +156,10 @@ def main():
             for n in stream_counts:
                 if server.name == "recurrentd-nobatch" and n not in (64,):
                     continue
+                if server.name == "recurrentd-bf16" and n not in (1, 64):
+                    continue
                 results.append(load(server, "step", n, args, f"{server.name} step x{n}"))
-            if server.name != "recurrentd-nobatch":
+            if server.name not in ("recurrentd-nobatch",):
                 results.append(load(server, "predict", 4, args, f"{server.name} predict x4"))
     finally:
         for server in servers:
@@ -148,10 +168,10 @@ def main():
         with open(args.out, "w") as f:
             for result in results:
                 f.write(json.dumps(result) + "\n")
-    summarize(results, engine_result, engine_batch64)
+    summarize(results, engine_result, engine_batch64, engine_bf16_batch64)
 
 
-def summarize(results, engine, engine_batch64):
+def summarize(results, engine, engine_batch64, engine_bf16_batch64):
     def find(server, mode, n):
         for r in results:
             if r.get("server") == server and r.get("mode") == mode and r.get("concurrency") == n:
@@ -207,9 +227,30 @@ def summarize(results, engine, engine_batch64):
     print(f"\n{len(rows) - len(misses)}/{len(rows)} targets met" +
           (f"; missed: {'; '.join(misses)}" if misses else ""))
     cpu_budget(echo64, nobatch64, ours64, engine_batch64)
+    bf16_64, bf16_1, bf16_p = (find("recurrentd-bf16", "step", 64),
+                               find("recurrentd-bf16", "step", 1),
+                               find("recurrentd-bf16", "predict", 4))
+    if bf16_64 and bf16_1:
+        print("\nOpt-in bfloat16 (--inference_precision=bfloat16; outputs ~1e-3 relative off "
+              "float32, so not the targets' configuration, which is float32 like the Python "
+              "server):")
+        if echo1 and ours1:
+            print(f"  1 stream p50: {bf16_1['p50_us']:.0f} us (float32 {ours1['p50_us']:.0f}, "
+                  f"echo {echo1['p50_us']:.0f})")
+        if echo64:
+            print(f"  64 streams: {bf16_64['throughput']:.0f} steps/s = "
+                  f"{bf16_64['throughput'] / echo64['throughput']:.2f} of echo's")
+        if nobatch64:
+            print(f"  64 streams / float32 batching off: "
+                  f"{bf16_64['throughput'] / nobatch64['throughput']:.1f}x")
+        if torch64:
+            print(f"  64 streams / Python's: {bf16_64['throughput'] / torch64['throughput']:.1f}x")
+        if bf16_p and torch_p:
+            print(f"  Predict / Python's: {bf16_p['throughput'] / torch_p['throughput']:.1f}x")
+        cpu_budget(echo64, nobatch64, bf16_64, engine_bf16_batch64, "recurrentd-bf16")
 
 
-def cpu_budget(echo64, nobatch64, ours64, engine_batch64):
+def cpu_budget(echo64, nobatch64, ours64, engine_batch64, ours_name="recurrentd"):
     """The most steps/s that any server could answer at 64 streams on this machine's cores, when
     each step costs at least what the echo server and the load client spend on a round trip
     (gRPC's own floor) plus the engine's in-process time per stream in a full batch of 64."""
@@ -223,8 +264,9 @@ def cpu_budget(echo64, nobatch64, ours64, engine_batch64):
     ceiling = cores * 1e6 / floor
     print(f"\nCPU budget at 64 streams on {cores} cores: a step costs at least {floor:.1f} us of "
           f"CPU (echo server {echo_server:.1f} + load client {client:.1f} + engine {engine:.1f} "
-          f"per stream of a batch of {engine_batch64['batch']}), so no server answers more than "
-          f"{ceiling:.0f} steps/s here, with every core busy and every batch full.")
+          f"per stream of a batch of {engine_batch64['batch']}, {engine_batch64['server']}), so "
+          f"no server answers more than {ceiling:.0f} steps/s here, with every core busy and "
+          f"every batch full.")
     print(f"  that ceiling / echo's throughput: {ceiling / echo64['throughput']:.2f} "
           f"(target >= 0.60)")
     if nobatch64:
@@ -233,8 +275,8 @@ def cpu_budget(echo64, nobatch64, ours64, engine_batch64):
     if ours64:
         used = ours64["throughput"] * (ours64["server_cpu_us_per_request"] +
                                        ours64.get("client_cpu_us_per_request", 0)) / 1e6
-        print(f"  recurrentd: {ours64['throughput'] / ceiling:.2f} of the ceiling; it and the load "
-              f"client kept {used:.2f} of the {cores} cores busy")
+        print(f"  {ours_name}: {ours64['throughput'] / ceiling:.2f} of the ceiling; it and the "
+              f"load client kept {used:.2f} of the {cores} cores busy")
 
 
 if __name__ == "__main__":

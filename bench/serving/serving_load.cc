@@ -49,6 +49,7 @@ ABSL_FLAG(double, duration_s, 10, "Seconds measured.");
 ABSL_FLAG(int, server_pid, 0, "The server's pid, for its CPU time per request.");
 ABSL_FLAG(std::string, artifact, "", "engine mode: the model artifact.");
 ABSL_FLAG(int, engine_batch, 1, "engine mode: streams per Step call.");
+ABSL_FLAG(std::string, engine_precision, "float32", "engine mode: float32 or bfloat16.");
 ABSL_FLAG(std::string, label, "", "A name for this run, echoed in the JSON.");
 
 namespace recurrent::bench {
@@ -243,6 +244,12 @@ int RunEngine() {
   }
   core::NetworkOptions options;
   options.num_threads = 1;
+  if (absl::GetFlag(FLAGS_engine_precision) == "bfloat16") {
+    options.precision = core::Precision::kBfloat16;
+  } else if (absl::GetFlag(FLAGS_engine_precision) != "float32") {
+    std::fprintf(stderr, "serving_load: --engine_precision is float32 or bfloat16\n");
+    return 2;
+  }
   auto network = core::Network::Create(model->spec, model->parameters, options);
   if (!network.ok()) {
     std::fprintf(stderr, "serving_load: %s\n", network.status().ToString().c_str());

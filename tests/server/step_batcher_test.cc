@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
@@ -228,6 +229,59 @@ TEST(StepBatcherTest, StepsQueuedDuringABatchRunWithoutWaitingForTheOtherStreams
   EXPECT_EQ((*batcher)->stats().steps, 3);
   (*batcher)->StreamClosed();
   (*batcher)->StreamClosed();
+}
+
+// The sizes of the engine calls that ran 8 streams' steps, submitted at once from this thread,
+// on the worker path (inline only up to 1 stream) with `cohorts`.
+std::vector<int64_t> BatchSizesOfEightQueuedSteps(int64_t cohorts) {
+  std::mutex mutex;
+  std::vector<int64_t> sizes;
+  StepBatcherOptions options;
+  options.max_wait = absl::Seconds(20);  // a batch starts because it is ready, never late
+  options.inline_max_streams = 1;
+  options.cohorts = cohorts;
+  options.on_batch = [&](double, int64_t batch) {
+    std::lock_guard lock(mutex);
+    sizes.push_back(batch);
+  };
+  auto batcher = StepBatcher::Create(SmallLstm(), options);
+  EXPECT_TRUE(batcher.ok());
+  constexpr int kStreams = 8;
+  for (int s = 0; s < kStreams; ++s) (*batcher)->StreamOpened();
+  std::vector<std::vector<float>> states(kStreams,
+                                         std::vector<float>((*batcher)->state_size(), 0.0f));
+  const float input[3] = {0.1f, 0.2f, 0.3f};
+  std::vector<float> outputs(kStreams);
+  std::condition_variable finished;
+  int done = 0;
+  for (int s = 0; s < kStreams; ++s) {
+    (*batcher)->StepAsync(input, states[s].data(), &outputs[s], [&](absl::Status status) {
+      EXPECT_TRUE(status.ok());
+      std::lock_guard lock(mutex);
+      ++done;
+      finished.notify_all();
+    });
+  }
+  std::unique_lock lock(mutex);
+  EXPECT_TRUE(finished.wait_for(lock, std::chrono::seconds(30), [&] { return done == kStreams; }));
+  for (int s = 0; s < kStreams; ++s) (*batcher)->StreamClosed();
+  return sizes;
+}
+
+TEST(StepBatcherTest, WorkerBatchesTakeAtMostOneCohortOfTheStreams) {
+  // 8 streams in 4 cohorts: batches of at most 2, every step run once.
+  const std::vector<int64_t> cohorts = BatchSizesOfEightQueuedSteps(4);
+  EXPECT_EQ(std::accumulate(cohorts.begin(), cohorts.end(), int64_t{0}), 8);
+  for (const int64_t size : cohorts) EXPECT_LE(size, 2);
+  // Without the cap the batch waits for every stream: one call of all 8.
+  EXPECT_EQ(BatchSizesOfEightQueuedSteps(1), std::vector<int64_t>({8}));
+}
+
+TEST(StepBatcherTest, RefusesAZeroCohortCount) {
+  StepBatcherOptions options;
+  options.cohorts = 0;
+  EXPECT_EQ(StepBatcher::Create(SmallLstm(), options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // The engine's answers for one stream stepped alone in `precision`.
