@@ -61,7 +61,7 @@ ABSL_FLAG(int, inference_threads, 1, "OpenMP threads per inference call.");
 ABSL_FLAG(std::string, inference_precision, "float32",
           "Arithmetic of Predict and StepPredict: float32 (default; equals PyTorch's float32 "
           "to rounding) or bfloat16 (opt-in: weights, inputs and hidden states in bfloat16 "
-          "inside the recurrent layers; about 2x faster in batches on CPUs with AVX-512 BF16 "
+          "inside the recurrent layers; batched steps 1.5-1.8x faster on CPUs with AVX-512 BF16 "
           "or AMX, outputs ~1e-3 relative off float32; refused at startup elsewhere).");
 ABSL_FLAG(int, grpc_threads, 0,
           "Most threads gRPC's sync server may use for unary and server-streaming calls (its "
