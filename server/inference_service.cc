@@ -328,8 +328,11 @@ absl::StatusOr<std::shared_ptr<StepBatcher>> InferenceServiceImpl::BatcherFor(
   std::erase_if(batchers_, [](const auto& entry) { return entry.second.expired(); });
   std::weak_ptr<StepBatcher>& slot = batchers_[{model->name, model->version}];
   if (std::shared_ptr<StepBatcher> existing = slot.lock()) return existing;
+  StepBatcherOptions options = limits_.batching;
+  options.threads = limits_.threads;
+  options.precision = limits_.precision;
   absl::StatusOr<std::unique_ptr<StepBatcher>> created =
-      StepBatcher::Create(std::move(model), limits_.batching);
+      StepBatcher::Create(std::move(model), options);
   if (!created.ok()) return created.status();
   std::shared_ptr<StepBatcher> batcher = *std::move(created);
   slot = batcher;

@@ -36,16 +36,16 @@ struct InferenceLimits {
   int64_t max_sequences = 4096;           // per Predict request
   int64_t max_steps = 100'000;            // per sequence
   int64_t max_values = int64_t{1} << 26;  // inputs in one request (256 MiB of floats)
-  int threads = 1;                        // OpenMP threads per engine call
-  // Predict's engine arithmetic; StepPredict's is batching.precision (recurrentd sets both from
-  // --inference_precision).
+  // OpenMP threads and arithmetic of every engine call, Predict's and StepPredict's batches
+  // alike (they override batching.threads and batching.precision).
+  int threads = 1;
   core::Precision precision = core::Precision::kFloat32;
   int64_t max_streams = 1024;  // open StepPredict sessions; more: RESOURCE_EXHAUSTED
   // Open sessions of one client (server/auth.h ClientKey: its token, else its address), so that
   // one client cannot take every slot; 0: no per-client limit.
   int64_t max_streams_per_client = 256;
   int64_t max_steps_per_message = 1024;  // timesteps in one StepInput
-  StepBatcherOptions batching;           // StepPredict batching: max batch and wait
+  StepBatcherOptions batching;  // StepPredict batching: max batch, wait, inline limit, cohorts
   // Threads that accept and drive StepPredict streams, each with its own completion queue; a
   // stream stays on one. A lone stream's step runs on its queue's thread.
   int step_threads = 1;

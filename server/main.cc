@@ -62,7 +62,7 @@ ABSL_FLAG(std::string, inference_precision, "float32",
           "Arithmetic of Predict and StepPredict: float32 (default; equals PyTorch's float32 "
           "to rounding) or bfloat16 (opt-in: weights, inputs and hidden states in bfloat16 "
           "inside the recurrent layers; batched steps 1.5-1.8x faster on CPUs with AVX-512 BF16 "
-          "or AMX, outputs ~1e-3 relative off float32; refused at startup elsewhere).");
+          "or AMX, outputs ~5e-4 relative off float32; refused at startup elsewhere).");
 ABSL_FLAG(int, grpc_threads, 0,
           "Most threads gRPC's sync server may use for unary and server-streaming calls (its "
           "resource quota; StepPredict streams run on --step_threads and hold none); 0: "
@@ -184,11 +184,12 @@ int Serve() {
   }
   const core::Precision precision =
       precision_name == "bfloat16" ? core::Precision::kBfloat16 : core::Precision::kFloat32;
-  if (const absl::Status supported = core::CheckPrecisionSupported(precision);
-      serves && !supported.ok()) {
-    std::fprintf(stderr, "recurrentd: --inference_precision=%s: %s\n", precision_name.c_str(),
-                 std::string(supported.message()).c_str());
-    return 1;
+  if (serves) {
+    if (const absl::Status supported = core::CheckPrecisionSupported(precision); !supported.ok()) {
+      std::fprintf(stderr, "recurrentd: --inference_precision=%s: %s\n", precision_name.c_str(),
+                   std::string(supported.message()).c_str());
+      return 1;
+    }
   }
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   std::error_code error;
@@ -251,8 +252,6 @@ int Serve() {
   inference_limits.batching.inline_max_streams = absl::GetFlag(FLAGS_step_inline_max_streams);
   inference_limits.batching.cohorts = absl::GetFlag(FLAGS_step_cohorts);
   inference_limits.step_busy_poll = absl::Microseconds(absl::GetFlag(FLAGS_step_busy_poll_us));
-  inference_limits.batching.threads = absl::GetFlag(FLAGS_inference_threads);
-  inference_limits.batching.precision = precision;
   inference_limits.stream_idle_ttl = absl::Seconds(absl::GetFlag(FLAGS_stream_idle_ttl_seconds));
   ServerMetrics metrics;
   inference_limits.batching.on_batch = [&metrics](double seconds, int64_t batch) {

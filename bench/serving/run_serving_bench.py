@@ -159,7 +159,7 @@ def main():
                 if server.name == "recurrentd-bf16" and n not in (1, 64):
                     continue
                 results.append(load(server, "step", n, args, f"{server.name} step x{n}"))
-            if server.name not in ("recurrentd-nobatch",):
+            if server.name != "recurrentd-nobatch":
                 results.append(load(server, "predict", 4, args, f"{server.name} predict x4"))
     finally:
         for server in servers:
@@ -231,7 +231,7 @@ def summarize(results, engine, engine_batch64, engine_bf16_batch64):
                                find("recurrentd-bf16", "step", 1),
                                find("recurrentd-bf16", "predict", 4))
     if bf16_64 and bf16_1:
-        print("\nOpt-in bfloat16 (--inference_precision=bfloat16; outputs ~1e-3 relative off "
+        print("\nOpt-in bfloat16 (--inference_precision=bfloat16; outputs ~5e-4 relative off "
               "float32, so not the targets' configuration, which is float32 like the Python "
               "server):")
         if echo1 and ours1:

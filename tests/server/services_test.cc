@@ -631,8 +631,7 @@ TEST_F(ServicesTest, Bfloat16InferenceAnswersLikeTheBfloat16EngineAndNearFloat32
   model.parameters = core::InitParameters(model.spec, 5);
   ASSERT_TRUE(registry_->Register("wide", model).ok());
   InferenceLimits limits;
-  limits.precision = core::Precision::kBfloat16;
-  limits.batching.precision = core::Precision::kBfloat16;
+  limits.precision = core::Precision::kBfloat16;  // Predict's and StepPredict's
   InferenceServiceImpl bfloat16(registry_.get(), limits);
   ServedInference served(&bfloat16);
   const std::vector<float> inputs = Ramp(40, 0.1f);  // 20 steps of 2 inputs
